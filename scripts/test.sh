@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Every test the project has, as CI runs them: formatting and lints, the Rust unit and
+# integration tests (SQLite and PostgreSQL, the corpus when ../shared/corpus exists), and the
+# official Python SDK against the real server in a throwaway virtualenv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_ADMIN_URL="${CLASSIFYD_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export CLASSIFYD_TEST_PG_URL="$PG_ADMIN_URL"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+pg() { psql "$PG_ADMIN_URL" -v ON_ERROR_STOP=1 -Atqc "$1"; }
+
+ensure_postgres() {
+  if command -v psql >/dev/null && pg 'SELECT 1' >/dev/null 2>&1; then return 0; fi
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    for version in $(ls /etc/postgresql); do
+      pg_ctlcluster --skip-systemctl-redirect "$version" main start >/dev/null 2>&1 || true
+    done
+    for _ in $(seq 1 30); do
+      pg 'SELECT 1' >/dev/null 2>&1 && return 0
+      sleep 1
+    done
+  fi
+  if [ "${CI:-}" = "true" ]; then
+    echo "PostgreSQL is not reachable at $PG_ADMIN_URL and CI=true: refusing to skip its tests" >&2
+    exit 1
+  fi
+  echo "PostgreSQL is not reachable at $PG_ADMIN_URL: its tests will be skipped" >&2
+  export CLASSIFYD_TEST_PG=0
+}
+
+drop_test_databases() {
+  [ "${CLASSIFYD_TEST_PG:-1}" = "0" ] && return 0
+  pg "SELECT datname FROM pg_database WHERE datname LIKE 'classifyd\_%'" | while read -r db; do
+    [ -n "$db" ] && pg "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" || true
+  done
+}
+
+step "PostgreSQL"
+ensure_postgres
+drop_test_databases
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --all-targets --locked
+
+step "official SDK tests"
+venv=target/sdk-venv
+stamp="$venv/.requirements"
+if [ ! -x "$venv/bin/python" ] || ! cmp -s tests/sdk/requirements.txt "$stamp"; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
+  cp tests/sdk/requirements.txt "$stamp"
+fi
+CLASSIFYD_BIN="$PWD/target/debug/classifyd" "$venv/bin/python" -m pytest tests/sdk -q -p no:cacheprovider
+
+drop_test_databases
+step "all tests passed"

@@ -1,0 +1,73 @@
+//! Pages + rules → `{type | null, confidence, reasoning}`. Backends sit behind one enum so the
+//! worker, the CLI and the synchronous endpoints call them alike.
+
+pub mod config;
+mod lexicon;
+pub mod local;
+pub mod scripted;
+
+use serde::{Deserialize, Serialize};
+
+/// A user's rule: the label to assign and, in natural language, when to assign it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    #[serde(rename = "type")]
+    pub label: String,
+    pub description: String,
+}
+
+/// The answer stored on a job and returned by the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Classification {
+    /// The chosen rule's type, or `None` when no rule fits.
+    #[serde(rename = "type")]
+    pub label: Option<String>,
+    /// In [0, 1].
+    pub confidence: f64,
+    pub reasoning: String,
+}
+
+/// One selected page of text.
+#[derive(Debug, Clone)]
+pub struct PageText {
+    /// 1-based page number in the document.
+    pub number: usize,
+    pub text: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifierError {
+    #[error("the classifier failed: {0}")]
+    Internal(String),
+}
+
+/// The configured backend.
+#[derive(Debug, Clone)]
+pub enum Classifier {
+    Local(local::LocalClassifier),
+}
+
+impl Classifier {
+    pub fn from_name(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "local" => Ok(Self::Local(local::LocalClassifier::default())),
+            other => anyhow::bail!("unknown classifier backend {other:?} (available: local)"),
+        }
+    }
+
+    pub async fn classify(
+        &self,
+        rules: &[Rule],
+        pages: Vec<PageText>,
+    ) -> Result<Classification, ClassifierError> {
+        match self {
+            Self::Local(local) => {
+                let local = local.clone();
+                let rules = rules.to_vec();
+                tokio::task::spawn_blocking(move || local.classify(&rules, &pages))
+                    .await
+                    .map_err(|e| ClassifierError::Internal(e.to_string()))
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Bytes in, text per page out. The type is read from the content (magic bytes), never from
+//! the file name. Parsing untrusted PDFs happens in a child process ([`sandbox`]) because
+//! some hostile files abort a parser in ways no `catch_unwind` can stop.
+
+pub mod pages;
+mod pdf;
+pub mod sandbox;
+mod text;
+
+use serde::{Deserialize, Serialize};
+
+pub use pages::PageSelection;
+
+/// What the content turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentKind {
+    Pdf,
+    Text,
+    Markdown,
+    Html,
+}
+
+/// A document reduced to its text, one entry per page (index 0 = page 1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Document {
+    pub kind: DocumentKind,
+    pub pages: Vec<String>,
+}
+
+/// Why a document could not be read. The message is shown to the user as the job's
+/// `error_message`, so it says what to do.
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize, PartialEq)]
+pub enum DocumentError {
+    #[error("The file is empty.")]
+    Empty,
+    #[error("Unsupported file type: {0}.")]
+    Unsupported(String),
+    #[error("The file is an image ({0}); images have no text layer and need mode MULTIMODAL, which this server does not offer yet.")]
+    Image(String),
+    #[error("The file is not a readable PDF: {0}.")]
+    InvalidPdf(String),
+    #[error("The PDF is protected by a password; upload an unencrypted copy.")]
+    Encrypted,
+    #[error(
+        "The document has {pages} pages, more than the limit of {limit} (CLASSIFYD_MAX_PAGES)."
+    )]
+    TooManyPages { pages: usize, limit: usize },
+    #[error("The document has no text layer on the selected pages (scanned or image-only pages); classify it with mode MULTIMODAL.")]
+    NoText,
+    #[error("{0}")]
+    PageSelection(String),
+    #[error("Reading the document took longer than the limit of {0} s (CLASSIFYD_EXTRACT_TIMEOUT_SECONDS).")]
+    Timeout(u64),
+    #[error("Reading the document needed more memory than the limit of {0} MiB (CLASSIFYD_EXTRACT_MEMORY_MB).")]
+    OutOfMemory(u64),
+    #[error("The document crashed the PDF parser ({0}); it is probably malformed.")]
+    ParserCrashed(String),
+}
+
+/// Sniffs the content type from the first bytes.
+pub fn detect_kind(bytes: &[u8]) -> Result<DocumentKind, DocumentError> {
+    if bytes.is_empty() {
+        return Err(DocumentError::Empty);
+    }
+    let head = &bytes[..bytes.len().min(1024)];
+    if find(head, b"%PDF-").is_some() {
+        return Ok(DocumentKind::Pdf);
+    }
+    if let Some(image) = image_kind(head) {
+        return Err(DocumentError::Image(image.to_string()));
+    }
+    if head.starts_with(b"PK\x03\x04") {
+        return Err(DocumentError::Unsupported(
+            "a ZIP container (DOCX, XLSX and other Office files are not supported yet)".into(),
+        ));
+    }
+    if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) {
+        return Err(DocumentError::Unsupported(
+            "a legacy Microsoft Office file".into(),
+        ));
+    }
+    text::detect(bytes)
+}
+
+fn image_kind(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("PNG")
+    } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("JPEG")
+    } else if head.starts_with(b"II*\0") || head.starts_with(b"MM\0*") {
+        Some("TIFF")
+    } else if head.starts_with(b"GIF8") {
+        Some("GIF")
+    } else if head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WEBP") {
+        Some("WebP")
+    } else {
+        None
+    }
+}
+
+pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Extracts every page's text in this process. Only the sandboxed child should call this on
+/// untrusted PDFs; text formats are safe anywhere.
+pub fn extract_in_process(bytes: &[u8], max_pages: usize) -> Result<Document, DocumentError> {
+    let kind = detect_kind(bytes)?;
+    let pages = match kind {
+        DocumentKind::Pdf => pdf::extract_pages(bytes, max_pages)?,
+        DocumentKind::Text | DocumentKind::Markdown => text::pages(bytes),
+        DocumentKind::Html => vec![text::html_visible_text(&String::from_utf8_lossy(bytes))],
+    };
+    if pages.len() > max_pages {
+        return Err(DocumentError::TooManyPages {
+            pages: pages.len(),
+            limit: max_pages,
+        });
+    }
+    Ok(Document { kind, pages })
+}
+
+impl Document {
+    /// The selected pages' text with their 1-based numbers. Fails if the selection names pages
+    /// the document lacks or if none of the selected pages has any text.
+    pub fn select(&self, selection: &PageSelection) -> Result<Vec<(usize, &str)>, DocumentError> {
+        let numbers = selection
+            .resolve(self.pages.len())
+            .map_err(DocumentError::PageSelection)?;
+        let selected: Vec<(usize, &str)> = numbers
+            .into_iter()
+            .map(|n| (n, self.pages[n - 1].as_str()))
+            .collect();
+        if selected.iter().all(|(_, text)| text.trim().is_empty()) {
+            return Err(if self.pages.is_empty() {
+                DocumentError::Empty
+            } else {
+                DocumentError::NoText
+            });
+        }
+        Ok(selected)
+    }
+}

@@ -1,0 +1,83 @@
+//! PDF text. `pdf-extract` gives the better text (spacing, reading order, ToUnicode); where it
+//! fails or panics on a page, lopdf's own extractor reads that page instead.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use lopdf::Document as PdfDocument;
+
+use super::DocumentError;
+
+pub(super) fn extract_pages(bytes: &[u8], max_pages: usize) -> Result<Vec<String>, DocumentError> {
+    let mut doc = match catch_unwind(AssertUnwindSafe(|| PdfDocument::load_mem(bytes))) {
+        Ok(Ok(doc)) => doc,
+        Ok(Err(lopdf::Error::InvalidPassword)) => return Err(DocumentError::Encrypted),
+        Ok(Err(e)) => return Err(DocumentError::InvalidPdf(describe(&e))),
+        Err(_) => {
+            return Err(DocumentError::InvalidPdf(
+                "the parser could not read its structure".into(),
+            ))
+        }
+    };
+    if doc.is_encrypted() {
+        // lopdf already tried the empty user password while loading; a document that still
+        // reports encryption needs a real password.
+        match doc.decrypt("") {
+            Ok(()) | Err(lopdf::Error::NotEncrypted) => {}
+            Err(_) => return Err(DocumentError::Encrypted),
+        }
+    }
+    let page_numbers: Vec<u32> = doc.get_pages().keys().copied().collect();
+    if page_numbers.is_empty() {
+        return Err(DocumentError::InvalidPdf("it has no pages".into()));
+    }
+    if page_numbers.len() > max_pages {
+        return Err(DocumentError::TooManyPages {
+            pages: page_numbers.len(),
+            limit: max_pages,
+        });
+    }
+    Ok(page_numbers
+        .iter()
+        .map(|&number| page_text(&doc, number))
+        .collect())
+}
+
+fn page_text(doc: &PdfDocument, number: u32) -> String {
+    let primary = catch_unwind(AssertUnwindSafe(|| {
+        let mut text = String::new();
+        let mut output = pdf_extract::PlainTextOutput::new(&mut text);
+        pdf_extract::output_doc_page(doc, &mut output, number).map(|()| text)
+    }));
+    match primary {
+        Ok(Ok(text)) if !text.trim().is_empty() => normalise(&text),
+        _ => catch_unwind(AssertUnwindSafe(|| doc.extract_text(&[number])))
+            .ok()
+            .and_then(Result::ok)
+            .map(|text| normalise(&text))
+            .unwrap_or_default(),
+    }
+}
+
+/// Collapses runs of spaces inside lines and drops blank-line runs, keeping line order.
+fn normalise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.is_empty() {
+            continue;
+        }
+        out.push_str(&words.join(" "));
+        out.push('\n');
+    }
+    out
+}
+
+fn describe(error: &lopdf::Error) -> String {
+    let text = error.to_string();
+    let trimmed = text.trim_end_matches('.');
+    if trimmed.is_empty() {
+        "unknown structure error".into()
+    } else {
+        trimmed.to_string()
+    }
+}

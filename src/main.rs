@@ -1,0 +1,134 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use classifyd::settings::Settings;
+use classifyd::startup::Application;
+use classifyd::store::Store;
+use classifyd::{cli, document, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "classifyd",
+    version,
+    about = "Document classification server speaking the LlamaCloud and LandingAI classify APIs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server and its workers.
+    Serve(Box<Settings>),
+    /// Apply database migrations and exit.
+    Migrate {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+        #[arg(long, env = "CLASSIFYD_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
+    /// Classify files without a server; prints one JSON line per file.
+    Classify(Box<cli::ClassifyArgs>),
+    /// Internal: extract a document's text in a sandboxed child process.
+    #[command(hide = true)]
+    Extract {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long)]
+        max_pages: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Extract {
+        input,
+        output,
+        max_pages,
+    } = &cli.command
+    {
+        // No runtime, no logging: the child only parses and writes its answer.
+        return match document::sandbox::run_child(input, output, *max_pages) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("extract: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("classifyd: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("classifyd: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(settings) => {
+            telemetry::init(&settings.log_format);
+            let app = Application::build(*settings, None).await?;
+            app.run_until(shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate {
+            database_url,
+            data_dir,
+        } => {
+            telemetry::init("text");
+            std::fs::create_dir_all(&data_dir)?;
+            let url = database_url.unwrap_or_else(|| {
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    data_dir.join("classifyd.db").display()
+                )
+            });
+            let store = Store::connect(&url, 1).await?;
+            store.migrate().await?;
+            tracing::info!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Classify(args) => {
+            telemetry::init("text");
+            Ok(if cli::run(*args).await? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        Command::Extract { .. } => unreachable!("handled before the runtime starts"),
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

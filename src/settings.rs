@@ -1,0 +1,173 @@
+//! Settings: every knob is an environment variable with a matching command-line flag, so the
+//! same binary is configured the same way under docker compose, systemd or a CI job.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Server settings (`classifyd serve`). Defaults run with no database server, no key and no network.
+#[derive(Args, Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on; port 0 picks a free port (see --port-file).
+    #[arg(long, env = "CLASSIFYD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Write the bound port here once listening (useful with port 0).
+    #[arg(long, env = "CLASSIFYD_PORT_FILE")]
+    pub port_file: Option<PathBuf>,
+
+    /// Directory for the embedded SQLite database and the local blob store.
+    #[arg(long, env = "CLASSIFYD_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Use a fresh temporary data directory, removed at exit (tests and CI).
+    #[arg(long, env = "CLASSIFYD_EPHEMERAL", default_value_t = false)]
+    pub ephemeral: bool,
+
+    /// `postgres://…` or `sqlite://…`; default: an SQLite file in the data directory.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Maximum database connections in the pool.
+    #[arg(long, env = "CLASSIFYD_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// API keys as `key=project_id` pairs separated by commas. Empty: open access (development).
+    #[arg(
+        long,
+        env = "CLASSIFYD_API_KEYS",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub api_keys: String,
+
+    /// Project used when auth is open and a request names none.
+    #[arg(long, env = "CLASSIFYD_DEFAULT_PROJECT", default_value = "prj-default")]
+    pub default_project: String,
+
+    /// Base URL clients reach this server at, used in signed download links
+    /// (default: taken from the request's Host header).
+    #[arg(long, env = "CLASSIFYD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Secret for page tokens and download links; default: generated once and kept in the database.
+    #[arg(long, env = "CLASSIFYD_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+
+    #[command(flatten)]
+    pub worker: WorkerSettings,
+
+    #[command(flatten)]
+    pub limits: Limits,
+
+    #[command(flatten)]
+    pub classifier: ClassifierSettings,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "CLASSIFYD_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WorkerSettings {
+    /// Tasks processed concurrently by this process (0 disables the worker: API only).
+    #[arg(long, env = "CLASSIFYD_WORKERS", default_value_t = 4)]
+    pub workers: usize,
+
+    /// How long a claimed task stays leased without renewal before another worker may take it.
+    #[arg(long, env = "CLASSIFYD_LEASE_SECONDS", default_value_t = 30)]
+    pub lease_seconds: u64,
+
+    /// Idle workers look for work at least this often (they are also woken on create).
+    #[arg(long, env = "CLASSIFYD_POLL_INTERVAL_MS", default_value_t = 1000)]
+    pub poll_interval_ms: u64,
+
+    /// Attempts before a task that keeps being interrupted ends FAILED.
+    #[arg(long, env = "CLASSIFYD_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+
+    /// Wall-clock limit for classifying one document (extraction + model).
+    #[arg(long, env = "CLASSIFYD_TASK_TIMEOUT_SECONDS", default_value_t = 300)]
+    pub task_timeout_seconds: u64,
+}
+
+/// Bounds on untrusted input; every one of them is named in the error a user sees.
+#[derive(Args, Debug, Clone)]
+pub struct Limits {
+    /// Largest accepted upload, in bytes (413 past it).
+    #[arg(long, env = "CLASSIFYD_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+
+    /// Documents with more pages fail with a message naming this limit.
+    #[arg(long, env = "CLASSIFYD_MAX_PAGES", default_value_t = 2000)]
+    pub max_pages: usize,
+
+    /// Wall-clock limit for extracting one document's text (the parser runs in a child process).
+    #[arg(long, env = "CLASSIFYD_EXTRACT_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub extract_timeout_seconds: u64,
+
+    /// Address-space limit for the extraction child process, in MiB.
+    #[arg(long, env = "CLASSIFYD_EXTRACT_MEMORY_MB", default_value_t = 2048)]
+    pub extract_memory_mb: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClassifierSettings {
+    /// Classifier backend: `local` (offline, lexical).
+    #[arg(
+        long = "classifier",
+        env = "CLASSIFYD_CLASSIFIER",
+        default_value = "local"
+    )]
+    pub backend: String,
+
+    /// Scripted outcomes (JSON file) applied before the backend; see the README.
+    #[arg(long, env = "CLASSIFYD_FIXTURES")]
+    pub fixtures: Option<PathBuf>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 100 * 1024 * 1024,
+            max_pages: 2000,
+            extract_timeout_seconds: 60,
+            extract_memory_mb: 2048,
+        }
+    }
+}
+
+impl Settings {
+    /// Parses `key=project` pairs; an error names the malformed entry.
+    pub fn parsed_api_keys(&self) -> anyhow::Result<Vec<(String, String)>> {
+        self.api_keys
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| match entry.split_once('=') {
+                Some((key, project)) if !key.trim().is_empty() && !project.trim().is_empty() => {
+                    Ok((key.trim().to_string(), project.trim().to_string()))
+                }
+                _ => anyhow::bail!(
+                    "CLASSIFYD_API_KEYS entry {:?} is not of the form key=project_id",
+                    mask(entry)
+                ),
+            })
+            .collect()
+    }
+
+    pub fn database_url_or_default(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("classifyd.db").display()
+            )
+        })
+    }
+}
+
+fn mask(entry: &str) -> String {
+    let visible: String = entry.chars().take(3).collect();
+    format!("{visible}…")
+}

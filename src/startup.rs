@@ -1,0 +1,152 @@
+//! Wiring: settings → store, blob store, pipeline, workers and the HTTP server.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::auth::Auth;
+use crate::api::{self, AppState, Signer};
+use crate::blob::BlobStore;
+use crate::classifier::scripted::Fixtures;
+use crate::classifier::Classifier;
+use crate::document::sandbox::Extractor;
+use crate::pipeline::Pipeline;
+use crate::settings::Settings;
+use crate::store::Store;
+use crate::worker::Worker;
+
+/// A built server: listening, migrated, workers not yet started.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    worker: Worker,
+    /// Holds the ephemeral data directory until the server stops.
+    _temp_dir: Option<tempfile::TempDir>,
+}
+
+impl Application {
+    /// `extractor_program` is the `classifyd` binary that runs sandboxed extraction
+    /// (default: the current executable).
+    pub async fn build(
+        mut settings: Settings,
+        extractor_program: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
+        let temp_dir = if settings.ephemeral {
+            let dir = tempfile::Builder::new().prefix("classifyd-").tempdir()?;
+            settings.data_dir = dir.path().to_path_buf();
+            Some(dir)
+        } else {
+            None
+        };
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
+
+        let keys = settings.parsed_api_keys()?;
+        let auth = Auth::new(keys, settings.default_project.clone());
+        if auth.is_open() {
+            tracing::warn!("no API keys configured (CLASSIFYD_API_KEYS): the API is open to anyone who can reach it");
+        }
+
+        let store = Store::connect(
+            &settings.database_url_or_default(),
+            settings.db_max_connections,
+        )
+        .await
+        .context("cannot connect to the database")?;
+        store.migrate().await.context("database migration failed")?;
+
+        let blobs = BlobStore::local(&settings.data_dir.join("blobs")).await?;
+        let secret = match &settings.secret {
+            Some(secret) => secret.clone(),
+            None => {
+                let candidate = format!(
+                    "{}{}",
+                    uuid::Uuid::new_v4().simple(),
+                    uuid::Uuid::new_v4().simple()
+                );
+                store.secret("signing", &candidate).await?
+            }
+        };
+
+        let extractor = match extractor_program {
+            Some(program) => Extractor::new(program, settings.limits.clone()),
+            None => Extractor::current_exe(settings.limits.clone())?,
+        };
+        let fixtures = settings
+            .classifier
+            .fixtures
+            .as_deref()
+            .map(Fixtures::load)
+            .transpose()?;
+        if let Some(path) = &settings.classifier.fixtures {
+            tracing::info!(path = %path.display(), "scripted outcomes enabled");
+        }
+        let classifier = Classifier::from_name(&settings.classifier.backend)?;
+        let pipeline = Arc::new(Pipeline::new(extractor, classifier, fixtures));
+        let worker = Worker::new(
+            store.clone(),
+            blobs.clone(),
+            pipeline,
+            settings.worker.clone(),
+        );
+
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+        if let Some(port_file) = &settings.port_file {
+            // Write then rename, so a reader never sees a half-written port.
+            let temp = port_file.with_extension("tmp");
+            std::fs::write(&temp, port.to_string())?;
+            std::fs::rename(&temp, port_file)?;
+        }
+
+        let state = AppState {
+            store,
+            blobs,
+            auth: Arc::new(auth),
+            signer: Signer::new(secret.as_bytes()),
+            settings: Arc::new(settings),
+        };
+        Ok(Self {
+            listener,
+            state,
+            worker,
+            _temp_dir: temp_dir,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    /// Serves until `shutdown` resolves, then stops the workers.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_workers, workers_stopped) = watch::channel(false);
+        let workers = self.worker.spawn(workers_stopped);
+        tracing::info!(address = %self.listener.local_addr()?, "classifyd listening");
+        let app = api::router(self.state.clone());
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        let _ = stop_workers.send(true);
+        for worker in workers {
+            let _ = worker.await;
+        }
+        self.state.store.close().await;
+        Ok(())
+    }
+}

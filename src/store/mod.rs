@@ -1,0 +1,147 @@
+//! Persistence. One schema, two engines: PostgreSQL in production, SQLite as the embedded
+//! default. Queries are written once with `$n` placeholders and run through `sqlx::Any`;
+//! the few statements whose semantics differ (claiming a task) branch on [`Engine`].
+
+mod files;
+mod jobs;
+mod pagination;
+mod secrets;
+mod tasks;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use tokio::sync::Notify;
+
+pub use files::{FileFilter, FileOrder, FileRecord, NewFile};
+pub use jobs::{JobFilter, JobRecord, JobTransition, NewJob, TaskOutcome};
+pub use pagination::{Cursor, Page, SortKey};
+pub use tasks::ClaimedTask;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    Sqlite,
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    engine: Engine,
+    /// Wakes idle workers in this process when a task is queued.
+    pub task_queued: Arc<Notify>,
+}
+
+impl Store {
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let engine = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Engine::Postgres
+        } else if url.starts_with("sqlite:") {
+            Engine::Sqlite
+        } else {
+            return Err(StoreError::Database(sqlx::Error::Configuration(
+                format!(
+                    "unsupported DATABASE_URL scheme (use postgres:// or sqlite://): {}",
+                    redact_url(url)
+                )
+                .into(),
+            )));
+        };
+        let options = AnyConnectOptions::from_str(url)?;
+        let mut pool_options = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10));
+        if engine == Engine::Sqlite {
+            pool_options = pool_options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the single writer; the busy timeout makes
+                    // concurrent writers queue instead of failing with "database is locked".
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool_options.connect_with(options).await?;
+        Ok(Self {
+            pool,
+            engine,
+            task_queued: Arc::new(Notify::new()),
+        })
+    }
+
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match self.engine {
+            Engine::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
+            Engine::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&self.pool)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Rewrites `$n` placeholders into SQLite's numbered `?n` form.
+    fn sql(&self, query: &str) -> String {
+        match self.engine {
+            Engine::Postgres => query.to_string(),
+            Engine::Sqlite => query.replace('$', "?"),
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch: the stored form of every timestamp. Responses carry
+/// the full precision so that a timestamp read back into a filter matches its own row.
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+pub fn micros_to_rfc3339(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn redact_url(url: &str) -> String {
+    match url.split_once('@') {
+        Some((_, host)) => format!("…@{host}"),
+        None => url.to_string(),
+    }
+}

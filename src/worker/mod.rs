@@ -1,0 +1,202 @@
+//! The worker pool: tokio tasks that claim queued tasks, run the pipeline, and record the
+//! outcome. A lease renewed while the task runs makes a crashed worker's task reappear for
+//! another; a lost lease (cancelled job, lease taken over) stops the work without a write.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::blob::BlobStore;
+use crate::classifier::config::ClassifyConfiguration;
+use crate::classifier::scripted::DocumentFacts;
+use crate::pipeline::{Pipeline, PipelineError};
+use crate::settings::WorkerSettings;
+use crate::store::{ClaimedTask, Store, TaskOutcome};
+
+#[derive(Clone)]
+pub struct Worker {
+    store: Store,
+    blobs: BlobStore,
+    pipeline: Arc<Pipeline>,
+    settings: WorkerSettings,
+}
+
+impl Worker {
+    pub fn new(
+        store: Store,
+        blobs: BlobStore,
+        pipeline: Arc<Pipeline>,
+        settings: WorkerSettings,
+    ) -> Self {
+        Self {
+            store,
+            blobs,
+            pipeline,
+            settings,
+        }
+    }
+
+    /// Starts `settings.workers` loops; they stop when `shutdown` becomes true.
+    pub fn spawn(self, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..self.settings.workers)
+            .map(|n| {
+                let worker = self.clone();
+                let shutdown = shutdown.clone();
+                tokio::spawn(
+                    async move { worker.run(shutdown).await }
+                        .instrument(tracing::info_span!("worker", n)),
+                )
+            })
+            .collect()
+    }
+
+    async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        let poll = Duration::from_millis(self.settings.poll_interval_ms.max(10));
+        while !*shutdown.borrow() {
+            match self.store.claim_task(self.lease_micros()).await {
+                Ok(Some(task)) => {
+                    let span = tracing::info_span!("task", task = %task.id, job = %task.job_id);
+                    self.process(task).instrument(span).await;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "could not claim a task; retrying"),
+            }
+            tokio::select! {
+                _ = self.store.task_queued.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    fn lease_micros(&self) -> i64 {
+        (self.settings.lease_seconds.max(1) * 1_000_000) as i64
+    }
+
+    async fn process(&self, task: ClaimedTask) {
+        if task.attempts > i64::from(self.settings.max_attempts) {
+            let message = format!(
+                "Classification was interrupted {} times (the server stopped while working on this document); giving up.",
+                task.attempts - 1
+            );
+            self.finish(
+                &task,
+                TaskOutcome::Failed {
+                    message,
+                    page_count: None,
+                },
+            )
+            .await;
+            return;
+        }
+        let work = self.classify(&task);
+        let keep_lease = self.keep_lease(&task);
+        let outcome = tokio::select! {
+            outcome = work => outcome,
+            () = keep_lease => {
+                tracing::info!("lease lost (job cancelled or taken over); dropping the work");
+                return;
+            }
+        };
+        if let Some(outcome) = outcome {
+            self.finish(&task, outcome).await;
+        }
+    }
+
+    /// Renews the lease until it is lost; never returns while the lease holds.
+    async fn keep_lease(&self, task: &ClaimedTask) {
+        let every = Duration::from_micros((self.lease_micros() / 3) as u64);
+        loop {
+            tokio::time::sleep(every).await;
+            match self.store.renew_lease(task, self.lease_micros()).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(error) => tracing::warn!(%error, "lease renewal failed; will retry"),
+            }
+        }
+    }
+
+    /// Runs the pipeline; `None` means there is nothing to record (the job is gone).
+    async fn classify(&self, task: &ClaimedTask) -> Option<TaskOutcome> {
+        let job = match self.store.get_job_by_id(&task.job_id).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return None,
+            Err(error) => {
+                tracing::warn!(%error, "could not load the job; the lease will expire and it will run again");
+                return None;
+            }
+        };
+        if job.status == "CANCELLED" {
+            return None;
+        }
+        let failed = |message: String| {
+            Some(TaskOutcome::Failed {
+                message,
+                page_count: None,
+            })
+        };
+        let configuration: ClassifyConfiguration = match serde_json::from_str(&job.configuration) {
+            Ok(configuration) => configuration,
+            Err(e) => return failed(format!("The job's stored configuration is unreadable: {e}")),
+        };
+        let selection = match configuration.page_selection() {
+            Ok(selection) => selection,
+            Err(message) => return failed(message),
+        };
+        let file = match self.store.get_file_by_id(&task.file_id).await {
+            Ok(Some(file)) => file,
+            Ok(None) => {
+                return failed(format!(
+                    "The file {} was deleted before it could be classified.",
+                    task.file_id
+                ))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not load the file record");
+                return None;
+            }
+        };
+        let facts = DocumentFacts {
+            file_name: &file.name,
+            file_id: &file.id,
+            sha256: &file.sha256,
+            project_id: &file.project_id,
+        };
+        let path = self.blobs.local_path(&file.blob_key);
+        let timeout = Duration::from_secs(self.settings.task_timeout_seconds);
+        let run = self
+            .pipeline
+            .classify_file(&path, &facts, &configuration.rules, &selection);
+        match tokio::time::timeout(timeout, run).await {
+            Err(_) => failed(format!(
+                "Classification took longer than the limit of {} s (CLASSIFYD_TASK_TIMEOUT_SECONDS).",
+                self.settings.task_timeout_seconds
+            )),
+            Ok(Ok(output)) => Some(TaskOutcome::Completed {
+                result: serde_json::to_string(&output.classification).unwrap_or_default(),
+                page_count: output.pages_used as i64,
+            }),
+            Ok(Err(PipelineError::Document(error))) => failed(error.to_string()),
+            Ok(Err(error)) => failed(error.to_string()),
+        }
+    }
+
+    async fn finish(&self, task: &ClaimedTask, outcome: TaskOutcome) {
+        match self.store.finish_task(task, &outcome).await {
+            Ok(true) => {
+                let status = match outcome {
+                    TaskOutcome::Completed { .. } => "COMPLETED",
+                    TaskOutcome::Failed { .. } => "FAILED",
+                };
+                tracing::info!(status, "task finished");
+            }
+            Ok(false) => tracing::info!("task outcome discarded: the lease was no longer ours"),
+            Err(error) => {
+                tracing::warn!(%error, "could not record the outcome; the task will run again")
+            }
+        }
+    }
+}
