@@ -64,6 +64,9 @@ pub struct Settings {
     #[command(flatten)]
     pub classifier: ClassifierSettings,
 
+    #[command(flatten)]
+    pub outbound: OutboundSettings,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "CLASSIFYD_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -125,6 +128,33 @@ pub struct ClassifierSettings {
     /// Scripted outcomes (JSON file) applied before the backend; see the README.
     #[arg(long, env = "CLASSIFYD_FIXTURES")]
     pub fixtures: Option<PathBuf>,
+}
+
+/// Requests this server makes to user-supplied URLs (document URLs, webhooks).
+#[derive(Args, Debug, Clone)]
+pub struct OutboundSettings {
+    /// Allow URLs that resolve to loopback, private or link-local addresses (tests, trusted
+    /// networks). Off by default: such URLs are refused (SSRF).
+    #[arg(long, env = "CLASSIFYD_ALLOW_PRIVATE_URLS", default_value_t = false)]
+    pub allow_private_urls: bool,
+
+    /// Timeout of one outbound request.
+    #[arg(long, env = "CLASSIFYD_OUTBOUND_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub outbound_timeout_seconds: u64,
+
+    /// Redirects followed when fetching a document URL.
+    #[arg(long, env = "CLASSIFYD_MAX_REDIRECTS", default_value_t = 5)]
+    pub max_redirects: usize,
+}
+
+impl OutboundSettings {
+    pub fn policy(&self) -> crate::outbound::Outbound {
+        crate::outbound::Outbound {
+            allow_private: self.allow_private_urls,
+            timeout: std::time::Duration::from_secs(self.outbound_timeout_seconds),
+            max_redirects: self.max_redirects,
+        }
+    }
 }
 
 impl Default for Limits {
