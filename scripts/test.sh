@@ -31,7 +31,10 @@ ensure_postgres() {
   export CLASSIFYD_TEST_PG=0
 }
 
+# Test databases are named classifyd_*; only CI removes them wholesale, since on a developer
+# machine another test run may be using some.
 drop_test_databases() {
+  [ "${CI:-}" = "true" ] || return 0
   [ "${CLASSIFYD_TEST_PG:-1}" = "0" ] && return 0
   pg "SELECT datname FROM pg_database WHERE datname LIKE 'classifyd\_%'" | while read -r db; do
     [ -n "$db" ] && pg "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" || true
