@@ -1,6 +1,6 @@
 //! Classify v2 (`/api/v2/classify`): one job classifies one document against a list of rules.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult, FieldError};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::time::parse_datetime_micros;
 use super::AppState;
 use crate::classifier::config::{ClassifyConfiguration, ParsingConfiguration};
@@ -244,7 +244,7 @@ struct GetQuery {
 async fn retrieve(
     State(state): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<String>,
+    ApiPath(job_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<GetQuery>,
 ) -> ApiResult<Json<Value>> {
     let job = state
@@ -349,7 +349,7 @@ async fn list(
 async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<String>,
+    ApiPath(job_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     match state
         .store
@@ -368,7 +368,7 @@ async fn cancel(
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<String>,
+    ApiPath(job_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     match state
         .store

@@ -16,9 +16,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|e| ApiError::BadRequest(format!("Could not read the request body: {e}")))?;
+        let bytes = Bytes::from_request(request, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge("The JSON body is larger than the limit of 2 MiB.".into())
+            } else {
+                ApiError::BadRequest(format!(
+                    "Could not read the request body: {}",
+                    e.body_text()
+                ))
+            }
+        })?;
         let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
@@ -53,9 +60,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        serde_html_form::from_str(query)
+        let deserializer = serde_html_form::Deserializer::from_bytes(query.as_bytes());
+        serde_path_to_error::deserialize(deserializer)
             .map(ApiQuery)
-            .map_err(|e| ApiError::validation(vec![json!("query")], e.to_string()))
+            .map_err(|error| {
+                let mut loc = vec![json!("query")];
+                loc.extend(path_segments(error.path()));
+                ApiError::validation(loc, error.into_inner().to_string())
+            })
+    }
+}
+
+/// Path parameters; a segment that cannot be read (bad percent-encoding) names no object, so
+/// it is a 404 like any unknown id.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| ApiPath(value))
+            .map_err(|e| ApiError::NotFound(format!("Not Found: {}", e.body_text())))
     }
 }
 

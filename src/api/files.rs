@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::extract::multipart::{Multipart, MultipartRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,8 +14,9 @@ use tokio_util::io::ReaderStream;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::AppState;
+use crate::blob::StoredBlob;
 use crate::store::{micros_to_rfc3339, FileFilter, FileOrder, FileRecord, NewFile};
 
 pub fn routes() -> Router<AppState> {
@@ -57,16 +58,66 @@ async fn upload(
             format!("expected a multipart/form-data upload: {e}"),
         )
     })?;
-    let limit = state.settings.limits.max_upload_bytes;
     let id = format!("dfl-{}", uuid::Uuid::new_v4());
+    // Whatever goes wrong after the bytes were stored, they must not stay behind.
+    let inserted = match receive(&state, &mut multipart, &id).await {
+        Ok(upload) => state
+            .store
+            .insert_file(NewFile {
+                id: id.clone(),
+                project_id: caller.project_id,
+                file_type: extension(&upload.name),
+                name: upload.name,
+                purpose: Some(upload.purpose),
+                external_file_id: upload.external_file_id,
+                size_bytes: upload.blob.size as i64,
+                sha256: upload.blob.sha256,
+                blob_key: id.clone(),
+            })
+            .await
+            .map_err(ApiError::from),
+        Err(error) => Err(error),
+    };
+    match inserted {
+        Ok(file) => Ok(Json(file_json(&file))),
+        Err(error) => {
+            state.blobs.delete(&id).await?;
+            Err(error)
+        }
+    }
+}
+
+/// The parts of an upload, with the file's bytes already in the blob store under its id.
+struct ReceivedUpload {
+    name: String,
+    blob: StoredBlob,
+    purpose: String,
+    external_file_id: Option<String>,
+}
+
+/// Longest accepted text field (`purpose`, `external_file_id`).
+const MAX_TEXT_FIELD_BYTES: usize = 4096;
+
+async fn receive(
+    state: &AppState,
+    multipart: &mut Multipart,
+    id: &str,
+) -> ApiResult<ReceivedUpload> {
+    let limit = state.settings.limits.max_upload_bytes;
     let mut purpose = None;
     let mut external_file_id = None;
-    let mut stored = None;
-    let mut name = None;
+    let mut file: Option<(String, StoredBlob)> = None;
     while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
-        match field.name().unwrap_or_default() {
+        let field_name = field.name().unwrap_or_default().to_string();
+        match field_name.as_str() {
             "file" => {
-                name = Some(sanitize_name(field.file_name().unwrap_or("upload")));
+                if file.is_some() {
+                    return Err(ApiError::validation(
+                        vec![json!("body"), json!("file")],
+                        "Upload one file per request",
+                    ));
+                }
+                let name = sanitize_name(field.file_name().unwrap_or("upload"));
                 let mut writer = state.blobs.writer().await?;
                 while let Some(chunk) = field.chunk().await.map_err(malformed)? {
                     if writer.size() + chunk.len() as u64 > limit {
@@ -76,36 +127,43 @@ async fn upload(
                     }
                     writer.write(&chunk).await?;
                 }
-                stored = Some(writer.finish(&state.blobs, &id).await?);
+                file = Some((name, writer.finish(&state.blobs, id).await?));
             }
-            "purpose" => purpose = Some(field.text().await.map_err(malformed)?),
-            "external_file_id" => external_file_id = Some(field.text().await.map_err(malformed)?),
+            "purpose" | "external_file_id" => {
+                let mut text = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                    text.extend_from_slice(&chunk);
+                    if text.len() > MAX_TEXT_FIELD_BYTES {
+                        return Err(ApiError::validation(
+                            vec![json!("body"), json!(field_name)],
+                            format!("{field_name} is longer than {MAX_TEXT_FIELD_BYTES} bytes"),
+                        ));
+                    }
+                }
+                let text = String::from_utf8(text).map_err(|_| {
+                    ApiError::validation(vec![json!("body"), json!(field_name)], "not valid UTF-8")
+                })?;
+                if field_name == "purpose" {
+                    purpose = Some(text);
+                } else {
+                    external_file_id = Some(text);
+                }
+            }
             _ => {}
         }
     }
     let missing =
         |field: &str| ApiError::validation(vec![json!("body"), json!(field)], "Field required");
-    let stored = stored.ok_or_else(|| missing("file"))?;
-    let Some(purpose) = purpose.filter(|p| !p.trim().is_empty()) else {
-        state.blobs.delete(&id).await?;
-        return Err(missing("purpose"));
-    };
-    let name = name.unwrap_or_else(|| "upload".into());
-    let file = state
-        .store
-        .insert_file(NewFile {
-            id: id.clone(),
-            project_id: caller.project_id,
-            file_type: extension(&name),
-            name,
-            purpose: Some(purpose),
-            external_file_id: external_file_id.filter(|e| !e.is_empty()),
-            size_bytes: stored.size as i64,
-            sha256: stored.sha256,
-            blob_key: id,
-        })
-        .await?;
-    Ok(Json(file_json(&file)))
+    let (name, blob) = file.ok_or_else(|| missing("file"))?;
+    let purpose = purpose
+        .filter(|p| !p.trim().is_empty())
+        .ok_or_else(|| missing("purpose"))?;
+    Ok(ReceivedUpload {
+        name,
+        blob,
+        purpose,
+        external_file_id: external_file_id.filter(|e| !e.is_empty()),
+    })
 }
 
 fn malformed(error: axum::extract::multipart::MultipartError) -> ApiError {
@@ -131,7 +189,7 @@ fn extension(name: &str) -> Option<String> {
 async fn retrieve(
     State(state): State<AppState>,
     caller: Caller,
-    Path(file_id): Path<String>,
+    ApiPath(file_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let file = find(&state, &caller, &file_id).await?;
     Ok(Json(file_json(&file)))
@@ -148,7 +206,7 @@ pub async fn find(state: &AppState, caller: &Caller, file_id: &str) -> ApiResult
 async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(file_id): Path<String>,
+    ApiPath(file_id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let file = state
         .store
@@ -276,7 +334,7 @@ async fn content(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Path(file_id): Path<String>,
+    ApiPath(file_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ContentQuery>,
 ) -> ApiResult<Json<Value>> {
     let file = find(&state, &caller, &file_id).await?;
@@ -322,7 +380,7 @@ struct DownloadQuery {
 /// Serves a file's bytes to whoever holds a valid signed link (no API key needed).
 async fn download(
     State(state): State<AppState>,
-    Path(file_id): Path<String>,
+    ApiPath(file_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<DownloadQuery>,
 ) -> ApiResult<Response> {
     if !state

@@ -11,7 +11,7 @@ use tracing::Instrument;
 use crate::blob::BlobStore;
 use crate::classifier::config::ClassifyConfiguration;
 use crate::classifier::scripted::DocumentFacts;
-use crate::pipeline::{Pipeline, PipelineError};
+use crate::pipeline::Pipeline;
 use crate::settings::WorkerSettings;
 use crate::store::{ClaimedTask, Store, TaskOutcome};
 
@@ -179,7 +179,6 @@ impl Worker {
                 result: serde_json::to_string(&output.classification).unwrap_or_default(),
                 page_count: output.pages_used as i64,
             }),
-            Ok(Err(PipelineError::Document(error))) => failed(error.to_string()),
             Ok(Err(error)) => failed(error.to_string()),
         }
     }
