@@ -128,6 +128,11 @@ pub struct ClassifierSettings {
     /// Scripted outcomes (JSON file) applied before the backend; see the README.
     #[arg(long, env = "CLASSIFYD_FIXTURES")]
     pub fixtures: Option<PathBuf>,
+
+    /// Let the fixtures file's `api_faults` answer matching requests with errors. For test
+    /// servers only; the start-up log says loudly when it is on.
+    #[arg(long, env = "CLASSIFYD_ENABLE_FAULTS", default_value_t = false)]
+    pub enable_faults: bool,
 }
 
 /// Requests this server makes to user-supplied URLs (document URLs, webhooks).

@@ -88,6 +88,20 @@ impl Application {
         if let Some(path) = &settings.classifier.fixtures {
             tracing::info!(path = %path.display(), "scripted outcomes enabled");
         }
+        let faults = match (&fixtures, settings.classifier.enable_faults) {
+            (Some(fixtures), true) => {
+                tracing::warn!("API FAULT INJECTION IS ENABLED (CLASSIFYD_ENABLE_FAULTS): requests matching the fixtures' api_faults get scripted errors. Never run production like this.");
+                Some(fixtures.clone())
+            }
+            (None, true) => {
+                anyhow::bail!("CLASSIFYD_ENABLE_FAULTS needs a fixtures file (CLASSIFYD_FIXTURES)")
+            }
+            (Some(fixtures), false) if fixtures.has_api_faults() => {
+                tracing::warn!("the fixtures file declares api_faults, but fault injection is disabled (CLASSIFYD_ENABLE_FAULTS=false): they are ignored");
+                None
+            }
+            _ => None,
+        };
         let classifier = Classifier::from_name(&settings.classifier.backend)?;
         let pipeline = Arc::new(Pipeline::new(extractor, classifier, fixtures));
         let worker = Worker::new(
@@ -114,6 +128,7 @@ impl Application {
             auth: Arc::new(auth),
             signer: Signer::new(secret.as_bytes()),
             settings: Arc::new(settings),
+            faults,
         };
         Ok(Self {
             listener,

@@ -5,6 +5,7 @@ pub mod auth;
 mod classify_v2;
 pub mod error;
 mod extract;
+mod faults;
 mod files;
 mod health;
 mod signing;
@@ -20,6 +21,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::blob::BlobStore;
+use crate::classifier::scripted::Fixtures;
 use crate::settings::Settings;
 use crate::store::Store;
 use auth::Auth;
@@ -33,6 +35,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub signer: Signer,
     pub settings: Arc<Settings>,
+    /// Scripted API faults; `Some` only when fault injection is enabled.
+    pub faults: Option<Fixtures>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -43,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(classify_v2::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), faults::inject))
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()

@@ -1,8 +1,11 @@
 //! Scripted outcomes for integration tests against this server: a JSON fixtures file says
-//! "documents like this come back as X", "…fail with this message" or "…take this long".
-//! The file is re-read when it changes; unmatched documents go to the configured backend.
+//! "documents like this come back as X", "…fail with this message" or "…take this long", and
+//! (when fault injection is enabled) "this request answers 429 twice". The file is re-read
+//! when it changes; unmatched documents go to the configured backend.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -21,7 +24,76 @@ pub struct DocumentFacts<'a> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FixturesFile {
+    #[serde(default)]
     fixtures: Vec<Fixture>,
+    #[serde(default)]
+    api_faults: Vec<ApiFault>,
+}
+
+/// An HTTP answer forced on matching requests, a given number of times.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiFault {
+    #[serde(rename = "match", default)]
+    pub matcher: RequestMatcher,
+    /// The status to answer (4xx or 5xx).
+    pub status: u16,
+    /// How many matching requests get the fault before requests pass again.
+    #[serde(default = "one")]
+    pub times: u64,
+    /// Sent as `Retry-After` when set.
+    #[serde(default)]
+    pub retry_after_seconds: Option<u64>,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestMatcher {
+    /// HTTP method, e.g. `POST`; any when absent.
+    pub method: Option<String>,
+    /// Glob over the path, e.g. `/api/v2/classify` or `/api/v1/beta/files*`.
+    pub path: Option<String>,
+    pub project_id: Option<String>,
+    /// Headers that must be present with these values (names case-insensitive).
+    #[serde(default)]
+    pub headers: HashMap<String, String>,
+}
+
+impl RequestMatcher {
+    pub fn matches(
+        &self,
+        method: &str,
+        path: &str,
+        project_id: Option<&str>,
+        header: impl Fn(&str) -> Option<String>,
+    ) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self.path.as_deref().is_none_or(|p| glob_match(p, path))
+            && self
+                .project_id
+                .as_deref()
+                .is_none_or(|p| Some(p) == project_id)
+            && self
+                .headers
+                .iter()
+                .all(|(name, value)| header(name).as_deref() == Some(value.as_str()))
+    }
+}
+
+/// The loaded file: document fixtures, API faults and how often each fault has fired.
+#[derive(Debug, Default)]
+struct Script {
+    fixtures: Vec<Fixture>,
+    api_faults: Vec<ApiFault>,
+    fired: Vec<AtomicU64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,8 +130,8 @@ pub struct ScriptedOutcome {
     pub result: Option<Classification>,
 }
 
-/// The fixtures as last read, with the file's modification time then.
-type Loaded = (Option<SystemTime>, Arc<Vec<Fixture>>);
+/// The script as last read, with the file's modification time then.
+type Loaded = (Option<SystemTime>, Arc<Script>);
 
 /// A fixtures file, re-read whenever its modification time changes.
 #[derive(Debug, Clone)]
@@ -73,13 +145,13 @@ impl Fixtures {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let fixtures = Self {
             path: path.to_path_buf(),
-            loaded: Arc::new(Mutex::new((None, Arc::new(Vec::new())))),
+            loaded: Arc::new(Mutex::new((None, Arc::new(Script::default())))),
         };
         fixtures.current()?;
         Ok(fixtures)
     }
 
-    fn current(&self) -> anyhow::Result<Arc<Vec<Fixture>>> {
+    fn current(&self) -> anyhow::Result<Arc<Script>> {
         let modified = std::fs::metadata(&self.path)?.modified().ok();
         let mut loaded = self
             .loaded
@@ -89,7 +161,24 @@ impl Fixtures {
             let text = std::fs::read_to_string(&self.path)?;
             let file: FixturesFile = serde_json::from_str(&text)
                 .map_err(|e| anyhow::anyhow!("fixtures file {}: {e}", self.path.display()))?;
-            *loaded = (modified, Arc::new(file.fixtures));
+            if let Some(fault) = file
+                .api_faults
+                .iter()
+                .find(|f| !(400..=599).contains(&f.status))
+            {
+                anyhow::bail!(
+                    "fixtures file {}: api fault status {} is not a 4xx or 5xx",
+                    self.path.display(),
+                    fault.status
+                );
+            }
+            let fired = file.api_faults.iter().map(|_| AtomicU64::new(0)).collect();
+            let script = Script {
+                fixtures: file.fixtures,
+                api_faults: file.api_faults,
+                fired,
+            };
+            *loaded = (modified, Arc::new(script));
         }
         Ok(loaded.1.clone())
     }
@@ -101,8 +190,18 @@ impl Fixtures {
         facts: &DocumentFacts<'_>,
         rules: &[Rule],
     ) -> Option<ScriptedOutcome> {
-        let fixtures = match self.current() {
-            Ok(fixtures) => fixtures,
+        self.script()
+            .fixtures
+            .iter()
+            .find(|fixture| fixture.matcher.matches(facts, rules))
+            .map(|fixture| fixture.outcome.clone())
+    }
+}
+
+impl Fixtures {
+    fn script(&self) -> Arc<Script> {
+        match self.current() {
+            Ok(script) => script,
             Err(error) => {
                 tracing::warn!(%error, "fixtures file unreadable; keeping the previous version");
                 self.loaded
@@ -111,11 +210,35 @@ impl Fixtures {
                     .1
                     .clone()
             }
-        };
-        fixtures
+        }
+    }
+
+    /// The first API fault that matches the request and has not yet fired its `times`;
+    /// counts the firing.
+    pub fn fault_for(
+        &self,
+        method: &str,
+        path: &str,
+        project_id: Option<&str>,
+        header: impl Fn(&str) -> Option<String>,
+    ) -> Option<ApiFault> {
+        let script = self.script();
+        script
+            .api_faults
             .iter()
-            .find(|fixture| fixture.matcher.matches(facts, rules))
-            .map(|fixture| fixture.outcome.clone())
+            .enumerate()
+            .find_map(|(index, fault)| {
+                if !fault.matcher.matches(method, path, project_id, &header) {
+                    return None;
+                }
+                let fired = script.fired[index].fetch_add(1, Ordering::SeqCst);
+                (fired < fault.times).then(|| fault.clone())
+            })
+    }
+
+    /// Whether the file declares API faults (so start-up can warn when they stay disabled).
+    pub fn has_api_faults(&self) -> bool {
+        !self.script().api_faults.is_empty()
     }
 }
 

@@ -178,7 +178,9 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=SHUTDOWN_GRACE_S)
 
 
-def _start_server(store: str, tmp_dir: Path, database_url: str | None) -> ClassifydServer:
+def _start_server(
+    store: str, tmp_dir: Path, database_url: str | None, extra_args: tuple[str, ...] = ()
+) -> ClassifydServer:
     port_file = tmp_dir / "port"
     stdout_path = tmp_dir / "classifyd.stdout.log"
     stderr_path = tmp_dir / "classifyd.stderr.log"
@@ -187,6 +189,7 @@ def _start_server(store: str, tmp_dir: Path, database_url: str | None) -> Classi
         "--listen", "127.0.0.1:0",
         "--data-dir", str(tmp_dir),
         "--port-file", str(port_file),
+        *extra_args,
     ]
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         process = subprocess.Popen(
