@@ -128,6 +128,10 @@ pub struct ClassifierSettings {
     /// Scripted outcomes (JSON file) applied before the backend; see the README.
     #[arg(long, env = "CLASSIFYD_FIXTURES")]
     pub fixtures: Option<PathBuf>,
+
+    /// Pages classified at once by one page-level request (`/v1/ade/classify`).
+    #[arg(long, env = "CLASSIFYD_PAGE_CONCURRENCY", default_value_t = 8)]
+    pub page_concurrency: usize,
 }
 
 /// Requests this server makes to user-supplied URLs (document URLs, webhooks).

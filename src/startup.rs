@@ -93,7 +93,7 @@ impl Application {
         let worker = Worker::new(
             store.clone(),
             blobs.clone(),
-            pipeline,
+            pipeline.clone(),
             settings.worker.clone(),
         );
 
@@ -114,6 +114,7 @@ impl Application {
             auth: Arc::new(auth),
             signer: Signer::new(secret.as_bytes()),
             settings: Arc::new(settings),
+            pipeline,
         };
         Ok(Self {
             listener,

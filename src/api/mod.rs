@@ -1,11 +1,14 @@
 //! HTTP surface: one module per API family. Handlers validate, authorize and call the store;
 //! the work itself happens in the worker.
 
+mod ade;
 pub mod auth;
+mod classifier_v1;
 mod classify_v2;
 pub mod error;
 mod extract;
 mod files;
+mod files_v1;
 mod health;
 mod signing;
 mod time;
@@ -20,6 +23,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::blob::BlobStore;
+use crate::pipeline::Pipeline;
 use crate::settings::Settings;
 use crate::store::Store;
 use auth::Auth;
@@ -33,6 +37,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub signer: Signer,
     pub settings: Arc<Settings>,
+    /// For the synchronous endpoints; queued work goes through the worker.
+    pub pipeline: Arc<Pipeline>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -41,6 +47,9 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(files::routes())
         .merge(classify_v2::routes())
+        .merge(files_v1::routes())
+        .merge(classifier_v1::routes())
+        .merge(ade::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
