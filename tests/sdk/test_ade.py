@@ -54,10 +54,16 @@ def mixed_pdf(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def document_server() -> Iterator[str]:
-    """A loopback HTTP server serving the mixed PDF at /docs/mixed.pdf (and 404 elsewhere)."""
+    """A loopback HTTP server: the mixed PDF at /docs/mixed.pdf, a redirect to it at /moved,
+    404 elsewhere."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's naming)
+            if self.path == "/moved":
+                self.send_response(302)
+                self.send_header("Location", "/docs/mixed.pdf")
+                self.end_headers()
+                return
             if self.path != "/docs/mixed.pdf":
                 self.send_error(404)
                 return
@@ -167,6 +173,11 @@ def test_unreadable_document_is_a_clear_422(ade):
 
 def test_document_url_from_loopback_when_allowed(ade, document_server):
     response = ade.classify(document_url=f"{document_server}/docs/mixed.pdf", classes=CLASSES)
+    _assert_pages(response, "mixed.pdf")
+
+
+def test_document_url_redirect_is_followed(ade, document_server):
+    response = ade.classify(document_url=f"{document_server}/moved", classes=CLASSES)
     _assert_pages(response, "mixed.pdf")
 
 

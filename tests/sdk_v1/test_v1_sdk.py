@@ -50,6 +50,10 @@ DOCUMENTS = {
     ),
 }
 
+# Files named slow-* take 1.5 s each in the server (scripted delay), to observe a running job.
+SERVER_ENV = {"CLASSIFYD_FIXTURES": str(Path(__file__).resolve().parents[1] / "fixtures" / "slow.json")}
+SLOW_DELAY_S = 1.5
+
 TERMINAL = {StatusEnum.SUCCESS, StatusEnum.ERROR, StatusEnum.PARTIAL_SUCCESS, StatusEnum.CANCELLED}
 
 
@@ -240,3 +244,21 @@ def test_jobs_are_per_project(base_url, client, documents):
     with pytest.raises(ApiError) as caught:
         other.classifier.create_classify_job(file_ids=[invoice.id], rules=RULES)
     assert caught.value.status_code == 404
+
+
+def test_a_jobs_files_run_concurrently_and_report_pending_meanwhile(client, documents):
+    """Four 1.5 s files finish in well under 4 x 1.5 s (the server runs 4 workers), and while
+    they run the strict SDK reads PENDING — v1 has no RUNNING."""
+    text = documents["invoice.txt"].read_bytes()
+    ids = [_upload(client, f"slow-{n}.txt", text).id for n in range(4)]
+    started = time.monotonic()
+    job = client.classifier.create_classify_job(file_ids=ids, rules=RULES)
+    time.sleep(SLOW_DELAY_S / 2)
+    assert client.classifier.get_classify_job(job.id).status == StatusEnum.PENDING
+    done = _wait(client, job.id)
+    elapsed = time.monotonic() - started
+    assert done.status == StatusEnum.SUCCESS, done.error_message
+    assert elapsed < 3 * SLOW_DELAY_S, f"4 files took {elapsed:.1f} s: not classified concurrently"
+    results = client.classifier.get_classification_job_results(job.id)
+    assert [item.file_id for item in results.items] == ids
+    assert {item.result.type for item in results.items} == {"invoice"}
