@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test the project has, as CI runs them: formatting and lints, the Rust unit and
 # integration tests (SQLite and PostgreSQL, the corpus when ../shared/corpus exists), and the
-# official Python SDK against the real server in a throwaway virtualenv.
+# official Python SDKs against the real server in throwaway virtualenvs (v2 + ADE, and v1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,6 +64,18 @@ if [ ! -x "$venv/bin/python" ] || ! cmp -s tests/sdk/requirements.txt "$stamp"; 
   cp tests/sdk/requirements.txt "$stamp"
 fi
 CLASSIFYD_BIN="$PWD/target/debug/classifyd" "$venv/bin/python" -m pytest tests/sdk -q -p no:cacheprovider
+
+step "official v1 SDK tests (llama-cloud-services / llama-cloud 0.1.46)"
+# A separate virtualenv: the v1 client pins an older major version of the same llama-cloud package.
+venv_v1=target/sdk-v1-venv
+stamp_v1="$venv_v1/.requirements"
+if [ ! -x "$venv_v1/bin/python" ] || ! cmp -s tests/sdk_v1/requirements.txt "$stamp_v1"; then
+  rm -rf "$venv_v1"
+  python3 -m venv "$venv_v1"
+  "$venv_v1/bin/pip" install --quiet --disable-pip-version-check -r tests/sdk_v1/requirements.txt
+  cp tests/sdk_v1/requirements.txt "$stamp_v1"
+fi
+CLASSIFYD_BIN="$PWD/target/debug/classifyd" "$venv_v1/bin/python" -m pytest tests/sdk_v1 -q -p no:cacheprovider
 
 drop_test_databases
 step "all tests passed"

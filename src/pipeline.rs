@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+
 use crate::classifier::scripted::{DocumentFacts, Fixtures, ScriptedOutcome};
 use crate::classifier::{Classification, Classifier, ClassifierError, PageText, Rule};
 use crate::document::sandbox::Extractor;
@@ -28,6 +30,20 @@ pub struct PipelineOutput {
     pub page_count: usize,
     /// Pages that were read for the answer.
     pub pages_used: usize,
+}
+
+/// What classifying each page of a document on its own produced.
+#[derive(Debug, Clone)]
+pub struct PagesOutput {
+    /// One entry per page, in page order (index 0 = first page).
+    pub pages: Vec<PageOutcome>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PageOutcome {
+    pub classification: Classification,
+    /// A label for a page no rule fits, taken from the page's own first line.
+    pub suggested_label: Option<String>,
 }
 
 #[derive(Clone)]
@@ -89,5 +105,71 @@ impl Pipeline {
             page_count: document.pages.len(),
             pages_used,
         })
+    }
+
+    /// Classifies every page of a document separately against the rules, with at most
+    /// `concurrency` pages in the classifier at once. Each page is judged on its own text only;
+    /// a page without text gets no label. (Scripted outcomes apply to whole documents only.)
+    pub async fn classify_pages(
+        &self,
+        path: &Path,
+        rules: &[Rule],
+        concurrency: usize,
+    ) -> Result<PagesOutput, PipelineError> {
+        let document = self.extractor.extract_file(path).await?;
+        if document.pages.iter().all(|page| page.trim().is_empty()) {
+            return Err(DocumentError::NoText.into());
+        }
+        let pages = stream::iter(document.pages.into_iter().enumerate())
+            .map(|(index, text)| async move {
+                if text.trim().is_empty() {
+                    return Ok(PageOutcome {
+                        classification: Classification {
+                            label: None,
+                            confidence: 0.0,
+                            reasoning: "The page has no text (blank, scanned or image-only)."
+                                .into(),
+                        },
+                        suggested_label: Some("blank page".into()),
+                    });
+                }
+                let suggested_label = first_line_label(&text);
+                let page = PageText {
+                    number: index + 1,
+                    text,
+                };
+                let classification = self.classifier.classify(rules, vec![page]).await?;
+                Ok::<_, PipelineError>(PageOutcome {
+                    classification,
+                    suggested_label,
+                })
+            })
+            .buffered(concurrency.max(1))
+            .try_collect()
+            .await?;
+        Ok(PagesOutput { pages })
+    }
+}
+
+/// The page's first non-empty line, lower-cased and cut to a few words: usually its title
+/// ("INVOICE No. 42" → "invoice no. 42"), which names the kind of page well enough as a hint.
+fn first_line_label(text: &str) -> Option<String> {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let words: Vec<&str> = line.split_whitespace().take(4).collect();
+    let label: String = words.join(" ").to_lowercase().chars().take(50).collect();
+    (!label.is_empty()).then_some(label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_line_label;
+
+    #[test]
+    fn suggested_label_is_the_first_line_shortened() {
+        assert_eq!(
+            first_line_label("\n  SERVICE AGREEMENT between the parties\nmore"),
+            Some("service agreement between the".into())
+        );
+        assert_eq!(first_line_label("  \n "), None);
     }
 }

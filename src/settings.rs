@@ -133,6 +133,10 @@ pub struct ClassifierSettings {
     /// servers only; the start-up log says loudly when it is on.
     #[arg(long, env = "CLASSIFYD_ENABLE_FAULTS", default_value_t = false)]
     pub enable_faults: bool,
+
+    /// Pages classified at once by one page-level request (`/v1/ade/classify`).
+    #[arg(long, env = "CLASSIFYD_PAGE_CONCURRENCY", default_value_t = 8)]
+    pub page_concurrency: usize,
 }
 
 /// Requests this server makes to user-supplied URLs (document URLs, webhooks).

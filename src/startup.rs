@@ -107,7 +107,7 @@ impl Application {
         let worker = Worker::new(
             store.clone(),
             blobs.clone(),
-            pipeline,
+            pipeline.clone(),
             settings.worker.clone(),
         );
 
@@ -129,6 +129,7 @@ impl Application {
             signer: Signer::new(secret.as_bytes()),
             settings: Arc::new(settings),
             faults,
+            pipeline,
         };
         Ok(Self {
             listener,

@@ -40,17 +40,17 @@ struct CreateBody {
 }
 
 #[derive(Deserialize)]
-struct ConfigurationIn {
-    rules: Option<Vec<RuleIn>>,
-    mode: Option<String>,
-    parsing_configuration: Option<ParsingConfiguration>,
+pub(super) struct ConfigurationIn {
+    pub(super) rules: Option<Vec<RuleIn>>,
+    pub(super) mode: Option<String>,
+    pub(super) parsing_configuration: Option<ParsingConfiguration>,
 }
 
 #[derive(Deserialize)]
-struct RuleIn {
+pub(super) struct RuleIn {
     #[serde(rename = "type")]
-    label: Option<String>,
-    description: Option<String>,
+    pub(super) label: Option<String>,
+    pub(super) description: Option<String>,
 }
 
 async fn create(
@@ -139,7 +139,7 @@ fn single_input(body: &CreateBody) -> ApiResult<&str> {
 }
 
 /// Checks rules and page selection, collecting every problem with its location.
-fn validate_configuration(
+pub(super) fn validate_configuration(
     input: &ConfigurationIn,
     base: &[&str],
 ) -> ApiResult<ClassifyConfiguration> {

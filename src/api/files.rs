@@ -2,7 +2,7 @@
 //! the blob store chunk by chunk; a body over the limit is cut off with 413.
 
 use axum::body::Body;
-use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::multipart::{Field, Multipart, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -103,7 +103,6 @@ async fn receive(
     multipart: &mut Multipart,
     id: &str,
 ) -> ApiResult<ReceivedUpload> {
-    let limit = state.settings.limits.max_upload_bytes;
     let mut purpose = None;
     let mut external_file_id = None;
     let mut file: Option<(String, StoredBlob)> = None;
@@ -118,16 +117,7 @@ async fn receive(
                     ));
                 }
                 let name = sanitize_name(field.file_name().unwrap_or("upload"));
-                let mut writer = state.blobs.writer().await?;
-                while let Some(chunk) = field.chunk().await.map_err(malformed)? {
-                    if writer.size() + chunk.len() as u64 > limit {
-                        return Err(ApiError::PayloadTooLarge(format!(
-                            "The file is larger than the upload limit of {limit} bytes (CLASSIFYD_MAX_UPLOAD_BYTES)."
-                        )));
-                    }
-                    writer.write(&chunk).await?;
-                }
-                file = Some((name, writer.finish(&state.blobs, id).await?));
+                file = Some((name, store_part(state, &mut field, id).await?));
             }
             "purpose" | "external_file_id" => {
                 let mut text = Vec::new();
@@ -166,7 +156,31 @@ async fn receive(
     })
 }
 
-fn malformed(error: axum::extract::multipart::MultipartError) -> ApiError {
+/// Streams one multipart file part into the blob store under `key`, cutting it off with 413
+/// past the upload limit.
+pub(super) async fn store_part(
+    state: &AppState,
+    field: &mut Field<'_>,
+    key: &str,
+) -> ApiResult<StoredBlob> {
+    let limit = state.settings.limits.max_upload_bytes;
+    let mut writer = state.blobs.writer().await?;
+    while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+        if writer.size() + chunk.len() as u64 > limit {
+            return Err(too_large(limit));
+        }
+        writer.write(&chunk).await?;
+    }
+    Ok(writer.finish(&state.blobs, key).await?)
+}
+
+pub(super) fn too_large(limit: u64) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "The file is larger than the upload limit of {limit} bytes (CLASSIFYD_MAX_UPLOAD_BYTES)."
+    ))
+}
+
+pub(super) fn malformed(error: axum::extract::multipart::MultipartError) -> ApiError {
     ApiError::BadRequest(format!("Malformed multipart body: {}", error.body_text()))
 }
 
@@ -181,12 +195,12 @@ pub fn sanitize_name(raw: &str) -> String {
     }
 }
 
-fn extension(name: &str) -> Option<String> {
+pub(super) fn extension(name: &str) -> Option<String> {
     let (_, ext) = name.rsplit_once('.')?;
     (!ext.is_empty() && ext.len() <= 10).then(|| ext.to_ascii_lowercase())
 }
 
-async fn retrieve(
+pub(super) async fn retrieve(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(file_id): ApiPath<String>,
@@ -203,7 +217,7 @@ pub async fn find(state: &AppState, caller: &Caller, file_id: &str) -> ApiResult
         .ok_or_else(|| ApiError::NotFound(format!("File {file_id} not found")))
 }
 
-async fn delete(
+pub(super) async fn delete(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(file_id): ApiPath<String>,
@@ -325,12 +339,12 @@ async fn query(
 }
 
 #[derive(Deserialize)]
-struct ContentQuery {
+pub(super) struct ContentQuery {
     expires_at_seconds: Option<i64>,
 }
 
 /// A presigned link back to this server, valid for `expires_at_seconds` (default one hour).
-async fn content(
+pub(super) async fn content(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,

@@ -1,12 +1,15 @@
 //! HTTP surface: one module per API family. Handlers validate, authorize and call the store;
 //! the work itself happens in the worker.
 
+mod ade;
 pub mod auth;
+mod classifier_v1;
 mod classify_v2;
 pub mod error;
 mod extract;
 mod faults;
 mod files;
+mod files_v1;
 mod health;
 mod signing;
 mod time;
@@ -22,6 +25,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::blob::BlobStore;
 use crate::classifier::scripted::Fixtures;
+use crate::pipeline::Pipeline;
 use crate::settings::Settings;
 use crate::store::Store;
 use auth::Auth;
@@ -37,6 +41,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Scripted API faults; `Some` only when fault injection is enabled.
     pub faults: Option<Fixtures>,
+    /// For the synchronous endpoints; queued work goes through the worker.
+    pub pipeline: Arc<Pipeline>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -45,6 +51,9 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(files::routes())
         .merge(classify_v2::routes())
+        .merge(files_v1::routes())
+        .merge(classifier_v1::routes())
+        .merge(ade::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), faults::inject))

@@ -3,6 +3,7 @@
 //! the few statements whose semantics differ (claiming a task) branch on [`Engine`].
 
 mod files;
+mod job_tasks;
 mod jobs;
 mod pagination;
 mod secrets;
@@ -17,6 +18,7 @@ use sqlx::{AnyPool, Executor};
 use tokio::sync::Notify;
 
 pub use files::{FileFilter, FileOrder, FileRecord, NewFile};
+pub use job_tasks::TaskRecord;
 pub use jobs::{JobFilter, JobRecord, JobTransition, NewJob, TaskOutcome};
 pub use pagination::{Cursor, Page, SortKey};
 pub use tasks::ClaimedTask;

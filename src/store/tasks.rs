@@ -96,6 +96,15 @@ impl Store {
             } => ("FAILED", None, Some(message.as_str()), *page_count),
         };
         let mut tx = self.pool.begin().await?;
+        if self.engine == Engine::Postgres {
+            // Tasks of one v1 job finish in parallel; serialising them on the job row lets the
+            // last one see every sibling's outcome when it decides the job is done.
+            let lock = "SELECT id FROM jobs WHERE id = $1 FOR UPDATE";
+            sqlx::query(lock)
+                .bind(&task.job_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         let sql = self.sql(
             "UPDATE tasks SET status = $1, result = $2, error_message = $3, page_count = $4, \
              lease_token = NULL, lease_expires_at = NULL, updated_at = $5 \
@@ -117,7 +126,7 @@ impl Store {
         }
         let job = self.sql(
             "UPDATE jobs SET status = $1, result = $2, error_message = $3, pages_processed = $4, \
-             updated_at = $5 WHERE id = $6 AND status IN ('PENDING', 'RUNNING')",
+             updated_at = $5 WHERE id = $6 AND api = 'v2' AND status IN ('PENDING', 'RUNNING')",
         );
         sqlx::query(&job)
             .bind(status)
@@ -126,6 +135,19 @@ impl Store {
             .bind(pages)
             .bind(now)
             .bind(&task.job_id)
+            .execute(&mut *tx)
+            .await?;
+        // A v1 job is done once none of its tasks is active; its API status (SUCCESS, ERROR,
+        // PARTIAL_SUCCESS) is derived from the tasks when it is read.
+        let multi_file_job = self.sql(
+            "UPDATE jobs SET status = CASE WHEN EXISTS (SELECT 1 FROM tasks \
+                 WHERE job_id = $1 AND status IN ('PENDING', 'RUNNING')) THEN 'RUNNING' ELSE 'COMPLETED' END, \
+             pages_processed = (SELECT CAST(SUM(page_count) AS BIGINT) FROM tasks WHERE job_id = $1), \
+             updated_at = $2 WHERE id = $1 AND api = 'v1' AND status IN ('PENDING', 'RUNNING')",
+        );
+        sqlx::query(&multi_file_job)
+            .bind(&task.job_id)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

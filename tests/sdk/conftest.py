@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-from llama_cloud import LlamaCloud
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,6 +71,7 @@ class ClassifydServer:
     tmp_dir: Path
     stdout_path: Path
     stderr_path: Path
+    database_url: str | None = None
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         return (
@@ -148,7 +148,7 @@ def _binary() -> str:
     )
 
 
-def _server_env(database_url: str | None) -> dict[str, str]:
+def _server_env(database_url: str | None, extra_env: dict[str, str] | None = None) -> dict[str, str]:
     # The tests define the server's whole configuration: drop any CLASSIFYD_* / DATABASE_URL
     # the caller's shell may carry (e.g. a different classifier backend or an ephemeral flag).
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLASSIFYD_") and k != "DATABASE_URL"}
@@ -157,6 +157,7 @@ def _server_env(database_url: str | None) -> dict[str, str]:
     env["RUST_LOG"] = "warn"
     if database_url is not None:
         env["DATABASE_URL"] = database_url
+    env.update(extra_env or {})
     return env
 
 
@@ -179,7 +180,11 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def _start_server(
-    store: str, tmp_dir: Path, database_url: str | None, extra_args: tuple[str, ...] = ()
+    store: str,
+    tmp_dir: Path,
+    database_url: str | None,
+    extra_env: dict[str, str] | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> ClassifydServer:
     port_file = tmp_dir / "port"
     stdout_path = tmp_dir / "classifyd.stdout.log"
@@ -197,11 +202,11 @@ def _start_server(
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
-            env=_server_env(database_url),
+            env=_server_env(database_url, extra_env),
             cwd=tmp_dir,
             start_new_session=True,
         )
-    server = ClassifydServer(store, "", process, tmp_dir, stdout_path, stderr_path)
+    server = ClassifydServer(store, "", process, tmp_dir, stdout_path, stderr_path, database_url)
 
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     last_problem = "port file not written yet"
@@ -252,13 +257,21 @@ def _print_uncaptured(config: pytest.Config, message: str) -> None:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def classifyd_server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[ClassifydServer]:
-    """A running server for this module and store; yields it (`.base_url` = http://127.0.0.1:<port>)."""
+    """A running server for this module and store; yields it (`.base_url` = http://127.0.0.1:<port>).
+
+    A test module may set `SERVER_ENV = {...}` to add settings (e.g. CLASSIFYD_ALLOW_PRIVATE_URLS).
+    """
     store = request.param
     db_name = _create_pg_database() if store == "postgres" else None
     database_url = f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{db_name}" if db_name else None
     server = None
     try:
-        server = _start_server(store, tmp_path_factory.mktemp(f"classifyd-{store}"), database_url)
+        server = _start_server(
+            store,
+            tmp_path_factory.mktemp(f"classifyd-{store}"),
+            database_url,
+            getattr(request.module, "SERVER_ENV", None),
+        )
         failed_before = request.session.testsfailed
         yield server
         if request.session.testsfailed > failed_before:
@@ -287,6 +300,8 @@ def make_client(classifyd_server: ClassifydServer) -> Iterator[Callable[..., Lla
     the SDK's default retry policy (5 retries) unless told otherwise, as a user's client would.
     Note: `client.with_options()/copy()` does not carry strict validation over; make a new client.
     """
+    from llama_cloud import LlamaCloud  # here, so that the v1 SDK's tests can share this file
+
     made: list[LlamaCloud] = []
 
     def make(api_key: str = "key-a", **kwargs) -> LlamaCloud:

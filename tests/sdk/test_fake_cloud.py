@@ -76,7 +76,9 @@ def fake_cloud(request, tmp_path_factory):
     database_url = f"postgres://postgres@127.0.0.1:5432/{db_name}" if db_name else None
     server = None
     try:
-        server = _start_server(store, tmp, database_url, ("--fixtures", str(fixtures), "--enable-faults"))
+        server = _start_server(
+            store, tmp, database_url, extra_args=("--fixtures", str(fixtures), "--enable-faults")
+        )
         yield server, fixtures
     finally:
         if server is not None:
