@@ -62,13 +62,12 @@ impl Pipeline {
         }
     }
 
-    pub async fn classify_file(
+    /// The fixture matching the document, after its delay; its `fail` ends the work here.
+    async fn scripted_outcome(
         &self,
-        path: &Path,
         facts: &DocumentFacts<'_>,
         rules: &[Rule],
-        selection: &PageSelection,
-    ) -> Result<PipelineOutput, PipelineError> {
+    ) -> Result<Option<ScriptedOutcome>, PipelineError> {
         let scripted = self
             .fixtures
             .as_ref()
@@ -81,6 +80,17 @@ impl Pipeline {
                 return Err(PipelineError::Scripted(message.clone()));
             }
         }
+        Ok(scripted)
+    }
+
+    pub async fn classify_file(
+        &self,
+        path: &Path,
+        facts: &DocumentFacts<'_>,
+        rules: &[Rule],
+        selection: &PageSelection,
+    ) -> Result<PipelineOutput, PipelineError> {
+        let scripted = self.scripted_outcome(facts, rules).await?;
         let document = self.extractor.extract_file(path).await?;
         let selected = document.select(selection)?;
         let pages_used = selected.len();
@@ -109,19 +119,29 @@ impl Pipeline {
 
     /// Classifies every page of a document separately against the rules, with at most
     /// `concurrency` pages in the classifier at once. Each page is judged on its own text only;
-    /// a page without text gets no label. (Scripted outcomes apply to whole documents only.)
+    /// a page without text gets no label. A matching fixture's per-page answers (or its
+    /// `result`, for pages it does not name) replace the backend's.
     pub async fn classify_pages(
         &self,
         path: &Path,
+        facts: &DocumentFacts<'_>,
         rules: &[Rule],
         concurrency: usize,
     ) -> Result<PagesOutput, PipelineError> {
+        let scripted = self.scripted_outcome(facts, rules).await?;
         let document = self.extractor.extract_file(path).await?;
-        if document.pages.iter().all(|page| page.trim().is_empty()) {
+        if scripted.is_none() && document.pages.iter().all(|page| page.trim().is_empty()) {
             return Err(DocumentError::NoText.into());
         }
+        let scripted = &scripted;
         let pages = stream::iter(document.pages.into_iter().enumerate())
             .map(|(index, text)| async move {
+                if let Some(result) = scripted.as_ref().and_then(|s| s.page_result(index)) {
+                    return Ok(PageOutcome {
+                        classification: result.clone(),
+                        suggested_label: first_line_label(&text),
+                    });
+                }
                 if text.trim().is_empty() {
                     return Ok(PageOutcome {
                         classification: Classification {

@@ -13,12 +13,14 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult, FieldError};
 use super::files::{malformed, sanitize_name, too_large};
 use super::AppState;
+use crate::classifier::scripted::DocumentFacts;
 use crate::classifier::Rule;
 use crate::outbound::OutboundError;
 use crate::pipeline::PipelineError;
@@ -42,10 +44,18 @@ struct ClassIn {
     description: Option<String>,
 }
 
+/// An uploaded or fetched document, spooled to disk.
+struct Document {
+    file_name: String,
+    file: tempfile::NamedTempFile,
+    /// Hex SHA-256 of the content, for fixtures that match by hash.
+    sha256: String,
+}
+
 /// The request as read from the form, before validation.
 #[derive(Default)]
 struct Form {
-    document: Option<(String, tempfile::NamedTempFile)>,
+    document: Option<Document>,
     document_url: Option<String>,
     classes_json: Option<String>,
     indexed_classes: BTreeMap<usize, ClassIn>,
@@ -54,7 +64,7 @@ struct Form {
 
 async fn classify(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Json<Value>> {
     let started = Instant::now();
@@ -66,7 +76,7 @@ async fn classify(
     })?;
     let form = read_form(&state, multipart).await?;
     let rules = validate_classes(&form)?;
-    let (file_name, document) = match (form.document, form.document_url.as_deref()) {
+    let document = match (form.document, form.document_url.as_deref()) {
         (Some(document), None) => document,
         (None, Some(url)) => fetch_document(&state, url).await?,
         (Some(_), Some(_)) => {
@@ -82,10 +92,17 @@ async fn classify(
             ))
         }
     };
+    let facts = DocumentFacts {
+        file_name: &document.file_name,
+        file_id: "",
+        sha256: &document.sha256,
+        project_id: &caller.project_id,
+    };
     let output = state
         .pipeline
         .classify_pages(
-            document.path(),
+            document.file.path(),
+            &facts,
             &rules,
             state.settings.classifier.page_concurrency,
         )
@@ -93,6 +110,9 @@ async fn classify(
         .map_err(|error| match error {
             PipelineError::Document(e) => {
                 ApiError::validation(vec![json!("body"), json!("document")], e.to_string())
+            }
+            PipelineError::Scripted(message) => {
+                ApiError::validation(vec![json!("body"), json!("document")], message)
             }
             other => ApiError::Internal(other.into()),
         })?;
@@ -119,7 +139,7 @@ async fn classify(
         "metadata": {
             "credit_usage": page_count as f64,
             "duration_ms": started.elapsed().as_millis() as u64,
-            "filename": file_name,
+            "filename": document.file_name,
             "page_count": page_count,
             "job_id": uuid::Uuid::new_v4().to_string(),
             "org_id": null,
@@ -135,7 +155,7 @@ async fn read_form(state: &AppState, mut multipart: Multipart) -> ApiResult<Form
         match name.as_str() {
             "document" => {
                 let file_name = sanitize_name(field.file_name().unwrap_or("upload"));
-                form.document = Some((file_name, spool(state, &mut field).await?));
+                form.document = Some(spool(state, file_name, &mut field).await?);
             }
             "document_url" => form.document_url = Some(text(field).await?),
             "model" => form.model = Some(text(field).await?),
@@ -169,26 +189,29 @@ fn indexed_class_field(name: &str) -> Option<(usize, &str)> {
 }
 
 /// Streams the upload to a temporary file, bounded by the upload limit.
-async fn spool(state: &AppState, field: &mut Field<'_>) -> ApiResult<tempfile::NamedTempFile> {
+async fn spool(state: &AppState, file_name: String, field: &mut Field<'_>) -> ApiResult<Document> {
     let limit = state.settings.limits.max_upload_bytes;
     let temp = tempfile::NamedTempFile::new().map_err(anyhow::Error::from)?;
     let mut file = tokio::fs::File::from_std(temp.reopen().map_err(anyhow::Error::from)?);
     let mut size = 0u64;
+    let mut hasher = Sha256::new();
     while let Some(chunk) = field.chunk().await.map_err(malformed)? {
         size += chunk.len() as u64;
         if size > limit {
             return Err(too_large(limit));
         }
+        hasher.update(&chunk);
         file.write_all(&chunk).await.map_err(anyhow::Error::from)?;
     }
     file.flush().await.map_err(anyhow::Error::from)?;
-    Ok(temp)
+    Ok(Document {
+        file_name,
+        file: temp,
+        sha256: hex::encode(hasher.finalize()),
+    })
 }
 
-async fn fetch_document(
-    state: &AppState,
-    url: &str,
-) -> ApiResult<(String, tempfile::NamedTempFile)> {
+async fn fetch_document(state: &AppState, url: &str) -> ApiResult<Document> {
     let limit = state.settings.limits.max_upload_bytes;
     let fetched = state
         .settings
@@ -204,7 +227,11 @@ async fn fetch_document(
     tokio::fs::write(temp.path(), &fetched.bytes)
         .await
         .map_err(anyhow::Error::from)?;
-    Ok((sanitize_name(&fetched.file_name), temp))
+    Ok(Document {
+        file_name: sanitize_name(&fetched.file_name),
+        file: temp,
+        sha256: hex::encode(Sha256::digest(&fetched.bytes)),
+    })
 }
 
 /// The classes as rules: non-empty, unique names; a class without a description is described

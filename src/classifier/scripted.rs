@@ -3,7 +3,7 @@
 //! (when fault injection is enabled) "this request answers 429 twice". The file is re-read
 //! when it changes; unmatched documents go to the configured backend.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -125,9 +125,22 @@ pub struct ScriptedOutcome {
     /// End the job FAILED with this message.
     #[serde(default)]
     pub fail: Option<String>,
-    /// Answer this instead of asking the backend.
+    /// Answer this instead of asking the backend (for the page-level endpoint: on every page
+    /// that `pages` does not name).
     #[serde(default)]
     pub result: Option<Classification>,
+    /// Page-level answers keyed by 0-based page index (`"0"`, `"1"`, …), for
+    /// `POST /v1/ade/classify`; pages not named here get `result`, or the backend's answer when
+    /// there is none. String keys because JSON object keys are strings; checked at load.
+    #[serde(default)]
+    pub pages: BTreeMap<String, Classification>,
+}
+
+impl ScriptedOutcome {
+    /// The scripted answer for one page (0-based), if the fixture gives one.
+    pub fn page_result(&self, index: usize) -> Option<&Classification> {
+        self.pages.get(&index.to_string()).or(self.result.as_ref())
+    }
 }
 
 /// The script as last read, with the file's modification time then.
@@ -170,6 +183,17 @@ impl Fixtures {
                     "fixtures file {}: api fault status {} is not a 4xx or 5xx",
                     self.path.display(),
                     fault.status
+                );
+            }
+            if let Some(key) = file
+                .fixtures
+                .iter()
+                .flat_map(|f| f.outcome.pages.keys())
+                .find(|key| key.parse::<usize>().map(|n| n.to_string()) != Ok(key.to_string()))
+            {
+                anyhow::bail!(
+                    "fixtures file {}: page key {key:?} is not a 0-based page number like \"0\"",
+                    self.path.display()
                 );
             }
             let fired = file.api_faults.iter().map(|_| AtomicU64::new(0)).collect();
@@ -292,7 +316,33 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::{glob_match, Fixtures};
+
+    fn load(json: &str) -> anyhow::Result<Fixtures> {
+        let file = tempfile::NamedTempFile::new()?;
+        std::fs::write(file.path(), json)?;
+        Fixtures::load(file.path())
+    }
+
+    #[test]
+    fn page_keys_must_be_page_numbers() {
+        let page = r#"{"type": "invoice", "confidence": 0.5, "reasoning": "r"}"#;
+        let fixture = |key: &str| format!(r#"{{"fixtures": [{{"pages": {{"{key}": {page}}}}}]}}"#);
+        let scripted = load(&fixture("2")).expect("a numeric page key loads");
+        let facts = super::DocumentFacts {
+            file_name: "a.pdf",
+            file_id: "",
+            sha256: "",
+            project_id: "p",
+        };
+        let outcome = scripted.outcome_for(&facts, &[]).expect("matches anything");
+        assert!(outcome.page_result(2).is_some());
+        assert!(outcome.page_result(0).is_none());
+        for bad in ["first", "-1", "01", ""] {
+            let error = load(&fixture(bad)).expect_err(bad).to_string();
+            assert!(error.contains("0-based page number"), "{bad}: {error}");
+        }
+    }
 
     #[test]
     fn globs() {

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from landingai_ade import LandingAIADE, UnprocessableEntityError
 from llama_cloud import (
     BadRequestError,
     InternalServerError,
@@ -30,6 +31,7 @@ from conftest import (
     _start_server,
     _stop,
 )
+from test_v2_sdk import make_pdf
 
 RULES = [
     {"type": "invoice", "description": "a bill requesting payment, with invoice number, line items and a total due"},
@@ -50,6 +52,12 @@ def fixtures_document(forced_type: str = "contract") -> dict:
              "result": {"type": None, "confidence": 0.05, "reasoning": "scripted by hash"}},
             {"match": {"rule_types": ["memo"]},
              "result": {"type": "memo", "confidence": 0.9, "reasoning": "scripted by rule types"}},
+            {"match": {"file_name": "paged-*"},
+             "pages": {"0": {"type": "contract", "confidence": 0.7, "reasoning": "scripted page 0"},
+                       "2": {"type": None, "confidence": 0.1, "reasoning": "scripted page 2"}},
+             "result": {"type": "invoice", "confidence": 0.6, "reasoning": "scripted other pages"}},
+            {"match": {"file_name": "partly-*"},
+             "pages": {"1": {"type": "invoice", "confidence": 0.8, "reasoning": "scripted page 1"}}},
         ],
         "api_faults": [
             {"match": {"method": "POST", "path": "/api/v2/classify", "headers": {"x-test-case": "limited-twice-a"}},
@@ -212,3 +220,52 @@ def test_4xx_faults_are_not_retried(fake_cloud):
     with pytest.raises(BadRequestError, match="scripted bad request"):
         upload(client, "ordinary-5.txt")
     assert upload(client, "ordinary-5.txt").startswith("dfl-"), "the fault fired once, the SDK did not retry it"
+
+
+THREE_PAGES = make_pdf([
+    ["SERVICE AGREEMENT", "This agreement is made between the parties ACME and Beta."],
+    ["Weather outlook", "Sunny spells with light clouds over the hills."],
+    ["INVOICE No. 7", "Total due: 75.00 EUR", "Payment within 14 days"],
+])
+ADE_CLASSES = [
+    {"class": "invoice", "description": "An invoice with an invoice number, a total due and payment terms"},
+    {"class": "contract", "description": "An agreement between parties with terms, obligations and signatures"},
+]
+
+
+def ade_for(server) -> LandingAIADE:
+    return LandingAIADE(apikey="key-a", base_url=server.base_url, timeout=30.0)
+
+
+def test_page_level_outcomes_are_scripted_per_page(fake_cloud, tmp_path):
+    server, _ = fake_cloud
+    document = tmp_path / "paged-1.pdf"
+    document.write_bytes(THREE_PAGES)
+    with ade_for(server) as ade:
+        response = ade.classify(document=document, classes=ADE_CLASSES)
+    answers = [(p.page, p.class_, p.reason) for p in response.classification]
+    assert answers == [
+        (0, "contract", "scripted page 0"),
+        (1, "invoice", "scripted other pages"),
+        (2, "unknown", "scripted page 2"),
+    ]
+
+
+def test_pages_a_fixture_does_not_name_reach_the_classifier(fake_cloud, tmp_path):
+    server, _ = fake_cloud
+    document = tmp_path / "partly-1.pdf"
+    document.write_bytes(THREE_PAGES)
+    with ade_for(server) as ade:
+        response = ade.classify(document=document, classes=ADE_CLASSES)
+    answers = [(p.class_, p.reason) for p in response.classification]
+    assert answers[1] == ("invoice", "scripted page 1"), "page 1 (weather) is forced to invoice"
+    assert answers[0][0] == "contract" and "scripted" not in answers[0][1]
+    assert answers[2][0] == "invoice" and "scripted" not in answers[2][1]
+
+
+def test_page_level_scripted_failure_is_a_422(fake_cloud, tmp_path):
+    server, _ = fake_cloud
+    document = tmp_path / "broken-1.pdf"
+    document.write_bytes(THREE_PAGES)
+    with ade_for(server) as ade, pytest.raises(UnprocessableEntityError, match="scanner jammed"):
+        ade.classify(document=document, classes=ADE_CLASSES)
