@@ -93,6 +93,11 @@ pub struct WorkerSettings {
     /// Wall-clock limit for classifying one document (extraction + model).
     #[arg(long, env = "CLASSIFYD_TASK_TIMEOUT_SECONDS", default_value_t = 300)]
     pub task_timeout_seconds: u64,
+
+    /// On SIGTERM, running tasks get this long to finish; the rest go back to the queue at once
+    /// for another replica. The default fits inside docker's 10 s stop timeout.
+    #[arg(long, env = "CLASSIFYD_SHUTDOWN_GRACE_SECONDS", default_value_t = 8)]
+    pub shutdown_grace_seconds: u64,
 }
 
 /// Bounds on untrusted input; every one of them is named in the error a user sees.

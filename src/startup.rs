@@ -1,5 +1,6 @@
 //! Wiring: settings → store, blob store, pipeline, workers and the HTTP server.
 
+use std::future::IntoFuture;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -146,23 +147,49 @@ impl Application {
             .unwrap_or_default()
     }
 
-    /// Serves until `shutdown` resolves, then stops the workers.
+    /// Serves until `shutdown` resolves. Then, at once, the listener stops accepting (requests
+    /// in flight finish) and the workers stop claiming; running tasks get the grace period
+    /// and the rest are released to the queue (see `worker`).
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stop_workers, workers_stopped) = watch::channel(false);
-        let workers = self.worker.spawn(workers_stopped);
+        let (stop, stopping) = watch::channel(false);
+        let workers = self.worker.spawn(stopping.clone());
+        let store = self.state.store.clone();
+        let listener_stop = stopping.clone();
+        let task_listener =
+            tokio::spawn(async move { store.listen_for_tasks(listener_stop).await });
         tracing::info!(address = %self.listener.local_addr()?, "classifyd listening");
         let app = api::router(self.state.clone());
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        let _ = stop_workers.send(true);
+        let mut server_stop = stopping.clone();
+        let mut server = tokio::spawn(
+            axum::serve(self.listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = server_stop.wait_for(|stopping| *stopping).await;
+                })
+                .into_future(),
+        );
+        let served = tokio::select! {
+            () = shutdown => None,
+            served = &mut server => Some(served),
+        };
+        tracing::info!(
+            grace_seconds = self.state.settings.worker.shutdown_grace_seconds,
+            "stopping: no new connections or tasks; running tasks get the grace period"
+        );
+        let _ = stop.send(true);
         for worker in workers {
             let _ = worker.await;
         }
+        let _ = task_listener.await;
+        let served = match served {
+            Some(served) => served,
+            None => server.await,
+        };
         self.state.store.close().await;
+        served??;
+        tracing::info!("stopped");
         Ok(())
     }
 }

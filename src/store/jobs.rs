@@ -155,10 +155,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        self.announce_tasks(&mut tx, job.file_ids.len()).await?;
         tx.commit().await?;
-        for _ in &job.file_ids {
-            self.task_queued.notify_one();
-        }
+        self.wake_workers(job.file_ids.len());
         Ok((record, true))
     }
 

@@ -5,6 +5,7 @@
 mod files;
 mod job_tasks;
 mod jobs;
+mod notify;
 mod pagination;
 mod secrets;
 mod tasks;
@@ -48,6 +49,8 @@ pub struct Store {
     engine: Engine,
     /// Wakes idle workers in this process when a task is queued.
     pub task_queued: Arc<Notify>,
+    /// Where the task-queued listener connects (PostgreSQL only; see `notify.rs`).
+    postgres_url: Option<Arc<str>>,
 }
 
 impl Store {
@@ -88,6 +91,7 @@ impl Store {
             pool,
             engine,
             task_queued: Arc::new(Notify::new()),
+            postgres_url: (engine == Engine::Postgres).then(|| Arc::from(url)),
         })
     }
 

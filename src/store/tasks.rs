@@ -154,19 +154,39 @@ impl Store {
         Ok(true)
     }
 
-    /// Gives the task back to the queue at once (shutdown), keeping its attempt count.
+    /// Gives the task back to the queue at once (graceful shutdown): another worker, here or
+    /// on another replica, takes it without waiting for the lease to expire. The attempt is
+    /// not counted, since the document did not cause the interruption, and a job none of whose
+    /// tasks has started reads PENDING again.
     pub async fn release_task(&self, task: &ClaimedTask) -> StoreResult<()> {
         let now = super::now_micros();
+        let mut tx = self.pool.begin().await?;
         let sql = self.sql(
             "UPDATE tasks SET status = 'PENDING', lease_token = NULL, lease_expires_at = NULL, \
-             run_after = $1, updated_at = $1 WHERE id = $2 AND lease_token = $3 AND status = 'RUNNING'",
+             attempts = attempts - 1, run_after = $1, updated_at = $1 \
+             WHERE id = $2 AND lease_token = $3 AND status = 'RUNNING'",
         );
-        sqlx::query(&sql)
+        let released = sqlx::query(&sql)
             .bind(now)
             .bind(&task.id)
             .bind(&task.lease_token)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        if released.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        let job = self.sql(
+            "UPDATE jobs SET status = 'PENDING', updated_at = $1 WHERE id = $2 AND status = 'RUNNING' \
+             AND NOT EXISTS (SELECT 1 FROM tasks WHERE job_id = $2 AND status <> 'PENDING')",
+        );
+        sqlx::query(&job)
+            .bind(now)
+            .bind(&task.job_id)
+            .execute(&mut *tx)
+            .await?;
+        self.announce_tasks(&mut tx, 1).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

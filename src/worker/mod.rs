@@ -1,6 +1,8 @@
 //! The worker pool: tokio tasks that claim queued tasks, run the pipeline, and record the
 //! outcome. A lease renewed while the task runs makes a crashed worker's task reappear for
 //! another; a lost lease (cancelled job, lease taken over) stops the work without a write.
+//! On shutdown the loops stop claiming, running tasks get a grace period to finish, and the
+//! ones still running after it are released to the queue for another replica.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,7 +60,7 @@ impl Worker {
             match self.store.claim_task(self.lease_micros()).await {
                 Ok(Some(task)) => {
                     let span = tracing::info_span!("task", task = %task.id, job = %task.job_id);
-                    self.process(task).instrument(span).await;
+                    self.process(task, shutdown.clone()).instrument(span).await;
                     continue;
                 }
                 Ok(None) => {}
@@ -76,7 +78,7 @@ impl Worker {
         (self.settings.lease_seconds.max(1) * 1_000_000) as i64
     }
 
-    async fn process(&self, task: ClaimedTask) {
+    async fn process(&self, task: ClaimedTask, shutdown: watch::Receiver<bool>) {
         if task.attempts > i64::from(self.settings.max_attempts) {
             let message = format!(
                 "Classification was interrupted {} times (the server stopped while working on this document); giving up.",
@@ -100,10 +102,25 @@ impl Worker {
                 tracing::info!("lease lost (job cancelled or taken over); dropping the work");
                 return;
             }
+            () = self.grace_over(shutdown) => {
+                match self.store.release_task(&task).await {
+                    Ok(()) => tracing::info!("shutdown grace period over; task released to the queue"),
+                    Err(error) => tracing::warn!(%error, "could not release the task; it runs again when its lease expires"),
+                }
+                return;
+            }
         };
         if let Some(outcome) = outcome {
             self.finish(&task, outcome).await;
         }
+    }
+
+    /// Resolves `shutdown_grace_seconds` after shutdown begins; never if it does not.
+    async fn grace_over(&self, mut shutdown: watch::Receiver<bool>) {
+        if shutdown.wait_for(|stopping| *stopping).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(Duration::from_secs(self.settings.shutdown_grace_seconds)).await;
     }
 
     /// Renews the lease until it is lost; never returns while the lease holds.

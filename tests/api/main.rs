@@ -7,4 +7,6 @@ mod auth;
 mod classify;
 mod files;
 mod health;
+mod replicas;
 mod restart;
+mod shutdown;

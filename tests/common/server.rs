@@ -251,3 +251,83 @@ macro_rules! store_test {
         }
     };
 }
+
+/// A `classifyd serve` child process (for signals and for several replicas on one database).
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl ServerProcess {
+    /// Starts `classifyd serve` on a random port with `args` and waits until it listens.
+    pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let port_file =
+            std::env::temp_dir().join(format!("classifyd-port-{}", uuid::Uuid::new_v4().simple()));
+        let mut command = std::process::Command::new(classifyd_bin());
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--api-keys", ""])
+            .arg("--port-file")
+            .arg(&port_file)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null());
+        for (name, value) in envs {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start classifyd");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(port) = std::fs::read_to_string(&port_file) {
+                if !port.is_empty() {
+                    let _ = std::fs::remove_file(&port_file);
+                    return Self {
+                        child,
+                        base: format!("http://127.0.0.1:{}", port.trim()),
+                    };
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("classifyd exited before listening: {status}");
+            }
+            assert!(Instant::now() < deadline, "classifyd did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM (what docker stop and Kubernetes send).
+    pub fn terminate(&self) {
+        let pid = i32::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM");
+    }
+
+    /// Waits for the process to exit on its own; panics past `limit` (it would hang forever).
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "classifyd did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A direct connection to a test database, to check what the API does not show.
+pub async fn connect_db(database_url: &str) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(database_url)
+        .await
+        .expect("connect to the test database")
+}
