@@ -39,8 +39,8 @@ enum Command {
         input: PathBuf,
         #[arg(long)]
         output: PathBuf,
-        #[arg(long)]
-        max_pages: usize,
+        #[command(flatten)]
+        limits: document::ParseLimits,
     },
 }
 
@@ -49,11 +49,11 @@ fn main() -> ExitCode {
     if let Command::Extract {
         input,
         output,
-        max_pages,
+        limits,
     } = &cli.command
     {
         // No runtime, no logging: the child only parses and writes its answer.
-        return match document::sandbox::run_child(input, output, *max_pages) {
+        return match document::sandbox::run_child(input, output, limits) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("extract: {error:#}");

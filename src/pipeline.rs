@@ -94,7 +94,12 @@ impl Pipeline {
         let document = self.extractor.extract_file(path).await?;
         let selected = document.select(selection)?;
         let pages_used = selected.len();
-        let classification = match scripted {
+        let blank: Vec<usize> = selected
+            .iter()
+            .filter(|(_, text)| text.trim().is_empty())
+            .map(|(number, _)| *number)
+            .collect();
+        let mut classification = match scripted {
             Some(ScriptedOutcome {
                 result: Some(result),
                 ..
@@ -102,6 +107,7 @@ impl Pipeline {
             _ => {
                 let pages = selected
                     .into_iter()
+                    .filter(|(_, text)| !text.trim().is_empty())
                     .map(|(number, text)| PageText {
                         number,
                         text: text.to_string(),
@@ -110,6 +116,9 @@ impl Pipeline {
                 self.classifier.classify(rules, pages).await?
             }
         };
+        if !blank.is_empty() {
+            classification.reasoning.push_str(&blank_pages_note(&blank));
+        }
         Ok(PipelineOutput {
             classification,
             page_count: document.pages.len(),
@@ -171,6 +180,21 @@ impl Pipeline {
     }
 }
 
+/// Says which selected pages were skipped for lack of text, so a half-scanned document's
+/// answer is not mistaken for a reading of every page.
+fn blank_pages_note(pages: &[usize]) -> String {
+    let list: Vec<String> = pages.iter().map(usize::to_string).collect();
+    let (noun, verb, past, pronoun) = if pages.len() == 1 {
+        ("Page", "has", "was", "it")
+    } else {
+        ("Pages", "have", "were", "them")
+    };
+    format!(
+        " {noun} {} {verb} no text layer (scanned or image-only) and {past} not read; mode MULTIMODAL would read {pronoun}.",
+        list.join(", ")
+    )
+}
+
 /// The page's first non-empty line, lower-cased and cut to a few words: usually its title
 /// ("INVOICE No. 42" → "invoice no. 42"), which names the kind of page well enough as a hint.
 fn first_line_label(text: &str) -> Option<String> {
@@ -182,7 +206,16 @@ fn first_line_label(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::first_line_label;
+    use super::{blank_pages_note, first_line_label};
+
+    #[test]
+    fn blank_pages_are_named() {
+        assert_eq!(
+            blank_pages_note(&[2]),
+            " Page 2 has no text layer (scanned or image-only) and was not read; mode MULTIMODAL would read it."
+        );
+        assert!(blank_pages_note(&[1, 3]).starts_with(" Pages 1, 3 have"));
+    }
 
     #[test]
     fn suggested_label_is_the_first_line_shortened() {

@@ -118,6 +118,15 @@ pub struct Limits {
     /// Address-space limit for the extraction child process, in MiB.
     #[arg(long, env = "CLASSIFYD_EXTRACT_MEMORY_MB", default_value_t = 2048)]
     pub extract_memory_mb: u64,
+
+    /// Deepest nesting of PDF arrays and dictionaries accepted; deeper files are refused before
+    /// any parser sees them (parsers recurse and can overflow their stack).
+    #[arg(long, env = "CLASSIFYD_MAX_NESTING_DEPTH", default_value_t = 256)]
+    pub max_nesting_depth: usize,
+
+    /// Largest decoded size of one compressed PDF stream, in bytes (decompression bombs).
+    #[arg(long, env = "CLASSIFYD_MAX_STREAM_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_stream_bytes: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -178,6 +187,8 @@ impl Default for Limits {
             max_pages: 2000,
             extract_timeout_seconds: 60,
             extract_memory_mb: 2048,
+            max_nesting_depth: 256,
+            max_stream_bytes: 256 * 1024 * 1024,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the file name. Parsing untrusted PDFs happens in a child process ([`sandbox`]) because
 //! some hostile files abort a parser in ways no `catch_unwind` can stop.
 
+mod guard;
 pub mod pages;
 mod pdf;
 pub mod sandbox;
@@ -10,6 +11,8 @@ mod text;
 use serde::{Deserialize, Serialize};
 
 pub use pages::PageSelection;
+
+use crate::settings::Limits;
 
 /// What the content turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +59,48 @@ pub enum DocumentError {
     OutOfMemory(u64),
     #[error("The document crashed the PDF parser ({0}); it is probably malformed.")]
     ParserCrashed(String),
+    #[error("The PDF nests arrays or dictionaries more than {limit} levels deep (CLASSIFYD_MAX_NESTING_DEPTH); it is malformed or built to crash parsers. Re-save it with a PDF tool and upload the copy.")]
+    TooDeep { limit: usize },
+    #[error("A compressed stream in the PDF decodes to more than {limit_mib} MiB (CLASSIFYD_MAX_STREAM_BYTES); it is probably a decompression bomb. Re-save it with a PDF tool and upload the copy.")]
+    StreamTooLarge { limit_mib: u64 },
+}
+
+/// The bounds the extraction child enforces itself; the sandbox adds time and memory limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
+pub struct ParseLimits {
+    /// Documents with more pages fail.
+    #[arg(long)]
+    pub max_pages: usize,
+    /// PDFs nesting arrays/dictionaries deeper fail before parsing.
+    #[arg(long)]
+    pub max_nesting_depth: usize,
+    /// PDFs with a compressed stream decoding to more bytes fail before parsing.
+    #[arg(long)]
+    pub max_stream_bytes: u64,
+}
+
+impl From<&Limits> for ParseLimits {
+    fn from(limits: &Limits) -> Self {
+        Self {
+            max_pages: limits.max_pages,
+            max_nesting_depth: limits.max_nesting_depth,
+            max_stream_bytes: limits.max_stream_bytes,
+        }
+    }
+}
+
+impl ParseLimits {
+    /// The same limits as command-line flags of `classifyd extract`.
+    pub fn to_args(&self) -> Vec<String> {
+        vec![
+            "--max-pages".into(),
+            self.max_pages.to_string(),
+            "--max-nesting-depth".into(),
+            self.max_nesting_depth.to_string(),
+            "--max-stream-bytes".into(),
+            self.max_stream_bytes.to_string(),
+        ]
+    }
 }
 
 /// Sniffs the content type from the first bytes.
@@ -105,10 +150,20 @@ pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Extracts every page's text in this process. Only the sandboxed child should call this on
 /// untrusted PDFs; text formats are safe anywhere.
-pub fn extract_in_process(bytes: &[u8], max_pages: usize) -> Result<Document, DocumentError> {
+pub fn extract_in_process(bytes: &[u8], limits: &ParseLimits) -> Result<Document, DocumentError> {
+    let max_pages = limits.max_pages;
     let kind = detect_kind(bytes)?;
     let pages = match kind {
-        DocumentKind::Pdf => pdf::extract_pages(bytes, max_pages)?,
+        DocumentKind::Pdf => {
+            guard::check(
+                bytes,
+                guard::GuardLimits {
+                    max_depth: limits.max_nesting_depth,
+                    max_stream_bytes: limits.max_stream_bytes,
+                },
+            )?;
+            pdf::extract_pages(bytes, max_pages)?
+        }
         DocumentKind::Text | DocumentKind::Markdown => text::pages(bytes),
         DocumentKind::Html => vec![text::html_visible_text(&String::from_utf8_lossy(bytes))],
     };

@@ -18,6 +18,11 @@ pub(super) fn extract_pages(bytes: &[u8], max_pages: usize) -> Result<Vec<String
             ))
         }
     };
+    if doc.trailer.get(b"Encrypt").is_ok() && !doc.was_encrypted() {
+        // lopdf tried the empty user password and it failed: without the real password the
+        // objects stay unread and the document would look page-less.
+        return Err(DocumentError::Encrypted);
+    }
     if doc.is_encrypted() {
         // lopdf already tried the empty user password while loading; a document that still
         // reports encryption needs a real password.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use super::{detect_kind, extract_in_process, Document, DocumentError, DocumentKind};
+use super::{detect_kind, extract_in_process, Document, DocumentError, DocumentKind, ParseLimits};
 use crate::settings::Limits;
 
 /// Extracts documents, isolating untrusted parsers in child processes.
@@ -46,8 +46,8 @@ impl Extractor {
                 let bytes = tokio::fs::read(path)
                     .await
                     .map_err(|e| DocumentError::Unsupported(format!("unreadable file ({e})")))?;
-                let max_pages = self.limits.max_pages;
-                tokio::task::spawn_blocking(move || extract_in_process(&bytes, max_pages))
+                let limits = ParseLimits::from(&self.limits);
+                tokio::task::spawn_blocking(move || extract_in_process(&bytes, &limits))
                     .await
                     .map_err(|e| DocumentError::ParserCrashed(e.to_string()))?
             }
@@ -66,8 +66,7 @@ impl Extractor {
             .arg(path)
             .arg("--output")
             .arg(output.path())
-            .arg("--max-pages")
-            .arg(self.limits.max_pages.to_string())
+            .args(ParseLimits::from(&self.limits).to_args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -163,9 +162,9 @@ fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result
 }
 
 /// Body of `classifyd extract`: runs in the child, writes the outcome as JSON.
-pub fn run_child(input: &Path, output: &Path, max_pages: usize) -> anyhow::Result<()> {
+pub fn run_child(input: &Path, output: &Path, limits: &ParseLimits) -> anyhow::Result<()> {
     let outcome: ChildOutcome = match std::fs::read(input) {
-        Ok(bytes) => extract_in_process(&bytes, max_pages),
+        Ok(bytes) => extract_in_process(&bytes, limits),
         Err(e) => Err(DocumentError::Unsupported(format!("unreadable file ({e})"))),
     };
     std::fs::write(output, serde_json::to_vec(&outcome)?)?;

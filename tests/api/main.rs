@@ -5,8 +5,10 @@ mod common;
 
 mod auth;
 mod classify;
+mod documents;
 mod files;
 mod health;
+mod hostile;
 mod replicas;
 mod restart;
 mod shutdown;
