@@ -70,7 +70,7 @@ async fn create(
                 .into(),
         )),
         (None, Some(id)) => {
-            return Err(ApiError::NotFound(format!("Configuration {id} not found")))
+            super::configurations::classify_configuration(&state, &caller, id).await?
         }
         (Some(configuration), None) => {
             validate_configuration(configuration, &["body", "configuration"])?
@@ -106,7 +106,7 @@ async fn create(
             user_id: caller.user_id,
             api: API,
             configuration: serde_json::to_string(&configuration).map_err(anyhow::Error::from)?,
-            configuration_id: None,
+            configuration_id: body.configuration_id.clone(),
             document_input_type: "file_id".into(),
             file_input: file.id.clone(),
             parse_job_id: None,

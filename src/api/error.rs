@@ -59,7 +59,10 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        Self::Internal(error.into())
+        match error {
+            StoreError::Conflict(message) => Self::Conflict(message),
+            other => Self::Internal(other.into()),
+        }
     }
 }
 

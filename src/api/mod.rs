@@ -5,6 +5,7 @@ mod ade;
 pub mod auth;
 mod classifier_v1;
 mod classify_v2;
+mod configurations;
 pub mod error;
 mod extract;
 mod faults;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(files::routes())
         .merge(classify_v2::routes())
+        .merge(configurations::routes())
         .merge(files_v1::routes())
         .merge(classifier_v1::routes())
         .merge(ade::routes())

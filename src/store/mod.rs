@@ -2,6 +2,7 @@
 //! default. Queries are written once with `$n` placeholders and run through `sqlx::Any`;
 //! the few statements whose semantics differ (claiming a task) branch on [`Engine`].
 
+mod configurations;
 mod files;
 mod job_tasks;
 mod jobs;
@@ -18,6 +19,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 use tokio::sync::Notify;
 
+pub use configurations::{ConfigurationFilter, ConfigurationRecord};
 pub use files::{FileFilter, FileOrder, FileRecord, NewFile};
 pub use job_tasks::TaskRecord;
 pub use jobs::{JobFilter, JobRecord, JobTransition, NewJob, TaskOutcome};
@@ -32,6 +34,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A write that would break a uniqueness rule the caller can fix (e.g. a duplicate name).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
