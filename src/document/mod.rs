@@ -3,6 +3,7 @@
 //! some hostile files abort a parser in ways no `catch_unwind` can stop.
 
 mod guard;
+mod office;
 pub mod pages;
 mod pdf;
 pub mod sandbox;
@@ -22,6 +23,10 @@ pub enum DocumentKind {
     Text,
     Markdown,
     Html,
+    /// Word (Office Open XML).
+    Docx,
+    /// PowerPoint (Office Open XML): one page per slide.
+    Pptx,
 }
 
 /// A document reduced to its text, one entry per page (index 0 = page 1).
@@ -116,13 +121,11 @@ pub fn detect_kind(bytes: &[u8]) -> Result<DocumentKind, DocumentError> {
         return Err(DocumentError::Image(image.to_string()));
     }
     if head.starts_with(b"PK\x03\x04") {
-        return Err(DocumentError::Unsupported(
-            "a ZIP container (DOCX, XLSX and other Office files are not supported yet)".into(),
-        ));
+        return office::detect(bytes);
     }
     if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) {
         return Err(DocumentError::Unsupported(
-            "a legacy Microsoft Office file".into(),
+            "a legacy Microsoft Office file (.doc, .ppt, .xls); save it as PDF or DOCX".into(),
         ));
     }
     text::detect(bytes)
@@ -142,6 +145,13 @@ fn image_kind(head: &[u8]) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Whether a file starting with `head` must be parsed in the sandboxed child: PDFs and ZIP
+/// containers (Office files) go through parsers that hostile files have crashed; plain text,
+/// HTML and refused types are handled safely in-process.
+pub fn parses_in_child(head: &[u8]) -> bool {
+    find(&head[..head.len().min(1024)], b"%PDF-").is_some() || head.starts_with(b"PK\x03\x04")
 }
 
 pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -166,6 +176,8 @@ pub fn extract_in_process(bytes: &[u8], limits: &ParseLimits) -> Result<Document
         }
         DocumentKind::Text | DocumentKind::Markdown => text::pages(bytes),
         DocumentKind::Html => vec![text::html_visible_text(&String::from_utf8_lossy(bytes))],
+        DocumentKind::Docx => office::docx_pages(bytes, limits.max_stream_bytes)?,
+        DocumentKind::Pptx => office::pptx_pages(bytes, limits.max_stream_bytes)?,
     };
     if pages.len() > max_pages {
         return Err(DocumentError::TooManyPages {

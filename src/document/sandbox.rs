@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use super::{detect_kind, extract_in_process, Document, DocumentError, DocumentKind, ParseLimits};
+use super::{extract_in_process, parses_in_child, Document, DocumentError, ParseLimits};
 use crate::settings::Limits;
 
 /// Extracts documents, isolating untrusted parsers in child processes.
@@ -40,18 +40,16 @@ impl Extractor {
             .map_err(|e| DocumentError::Unsupported(format!("unreadable file ({e})")))?;
         let read = read_up_to(&mut file, &mut head).await;
         head.truncate(read);
-        match detect_kind(&head)? {
-            DocumentKind::Pdf => self.extract_in_child(path).await,
-            _ => {
-                let bytes = tokio::fs::read(path)
-                    .await
-                    .map_err(|e| DocumentError::Unsupported(format!("unreadable file ({e})")))?;
-                let limits = ParseLimits::from(&self.limits);
-                tokio::task::spawn_blocking(move || extract_in_process(&bytes, &limits))
-                    .await
-                    .map_err(|e| DocumentError::ParserCrashed(e.to_string()))?
-            }
+        if parses_in_child(&head) {
+            return self.extract_in_child(path).await;
         }
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|e| DocumentError::Unsupported(format!("unreadable file ({e})")))?;
+        let limits = ParseLimits::from(&self.limits);
+        tokio::task::spawn_blocking(move || extract_in_process(&bytes, &limits))
+            .await
+            .map_err(|e| DocumentError::ParserCrashed(e.to_string()))?
     }
 
     async fn extract_in_child(&self, path: &Path) -> Result<Document, DocumentError> {
