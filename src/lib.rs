@@ -6,6 +6,7 @@ pub mod blob;
 pub mod classifier;
 pub mod cli;
 pub mod document;
+pub mod monitoring;
 pub mod outbound;
 pub mod pipeline;
 pub mod settings;

@@ -2,14 +2,15 @@
 //! one-shot CLI and (later) the synchronous endpoints, so all of them answer alike.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use crate::classifier::scripted::{DocumentFacts, Fixtures, ScriptedOutcome};
 use crate::classifier::{Classification, Classifier, ClassifierError, PageText, Rule};
 use crate::document::sandbox::Extractor;
-use crate::document::{DocumentError, PageSelection};
+use crate::document::{Document, DocumentError, PageSelection};
+use crate::monitoring;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -83,6 +84,14 @@ impl Pipeline {
         Ok(scripted)
     }
 
+    /// Extracts the document's text, timed for `/metrics`.
+    async fn extract(&self, path: &Path) -> Result<Document, DocumentError> {
+        let started = Instant::now();
+        let document = self.extractor.extract_file(path).await;
+        monitoring::record_extraction(document.is_ok(), started.elapsed());
+        document
+    }
+
     pub async fn classify_file(
         &self,
         path: &Path,
@@ -91,7 +100,7 @@ impl Pipeline {
         selection: &PageSelection,
     ) -> Result<PipelineOutput, PipelineError> {
         let scripted = self.scripted_outcome(facts, rules).await?;
-        let document = self.extractor.extract_file(path).await?;
+        let document = self.extract(path).await?;
         let selected = document.select(selection)?;
         let pages_used = selected.len();
         let blank: Vec<usize> = selected
@@ -138,7 +147,7 @@ impl Pipeline {
         concurrency: usize,
     ) -> Result<PagesOutput, PipelineError> {
         let scripted = self.scripted_outcome(facts, rules).await?;
-        let document = self.extractor.extract_file(path).await?;
+        let document = self.extract(path).await?;
         if scripted.is_none() && document.pages.iter().all(|page| page.trim().is_empty()) {
             return Err(DocumentError::NoText.into());
         }

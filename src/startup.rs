@@ -131,6 +131,7 @@ impl Application {
             settings: Arc::new(settings),
             faults,
             pipeline,
+            metrics: crate::monitoring::install(),
         };
         Ok(Self {
             listener,

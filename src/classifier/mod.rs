@@ -64,9 +64,19 @@ impl Classifier {
             Self::Local(local) => {
                 let local = local.clone();
                 let rules = rules.to_vec();
-                tokio::task::spawn_blocking(move || local.classify(&rules, &pages))
+                let started = std::time::Instant::now();
+                let answer = tokio::task::spawn_blocking(move || local.classify(&rules, &pages))
                     .await
-                    .map_err(|e| ClassifierError::Internal(e.to_string()))
+                    .map_err(|e| ClassifierError::Internal(e.to_string()));
+                let call = match &answer {
+                    Ok(_) => crate::monitoring::ModelCall::Ok {
+                        prompt_tokens: 0,
+                        completion_tokens: 0,
+                    },
+                    Err(_) => crate::monitoring::ModelCall::Error { kind: "internal" },
+                };
+                crate::monitoring::record_model_call("local", started.elapsed(), call);
+                answer
             }
         }
     }

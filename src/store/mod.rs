@@ -9,6 +9,7 @@ mod jobs;
 mod notify;
 mod pagination;
 mod secrets;
+mod stats;
 mod tasks;
 
 use std::str::FromStr;
@@ -24,6 +25,7 @@ pub use files::{FileFilter, FileOrder, FileRecord, NewFile};
 pub use job_tasks::TaskRecord;
 pub use jobs::{JobFilter, JobRecord, JobTransition, NewJob, TaskOutcome};
 pub use pagination::{Cursor, Page, SortKey};
+pub use stats::QueueStats;
 pub use tasks::ClaimedTask;
 
 #[derive(Debug, thiserror::Error)]

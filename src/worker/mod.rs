@@ -5,7 +5,7 @@
 //! ones still running after it are released to the queue for another replica.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -13,6 +13,7 @@ use tracing::Instrument;
 use crate::blob::BlobStore;
 use crate::classifier::config::ClassifyConfiguration;
 use crate::classifier::scripted::DocumentFacts;
+use crate::monitoring::{self, TaskEnd};
 use crate::pipeline::Pipeline;
 use crate::settings::WorkerSettings;
 use crate::store::{ClaimedTask, Store, TaskOutcome};
@@ -79,6 +80,7 @@ impl Worker {
     }
 
     async fn process(&self, task: ClaimedTask, shutdown: watch::Receiver<bool>) {
+        let started = Instant::now();
         if task.attempts > i64::from(self.settings.max_attempts) {
             let message = format!(
                 "Classification was interrupted {} times (the server stopped while working on this document); giving up.",
@@ -86,6 +88,7 @@ impl Worker {
             );
             self.finish(
                 &task,
+                started,
                 TaskOutcome::Failed {
                     message,
                     page_count: None,
@@ -104,14 +107,17 @@ impl Worker {
             }
             () = self.grace_over(shutdown) => {
                 match self.store.release_task(&task).await {
-                    Ok(()) => tracing::info!("shutdown grace period over; task released to the queue"),
+                    Ok(()) => {
+                        monitoring::record_task(TaskEnd::Released, started.elapsed());
+                        tracing::info!("shutdown grace period over; task released to the queue");
+                    }
                     Err(error) => tracing::warn!(%error, "could not release the task; it runs again when its lease expires"),
                 }
                 return;
             }
         };
         if let Some(outcome) = outcome {
-            self.finish(&task, outcome).await;
+            self.finish(&task, started, outcome).await;
         }
     }
 
@@ -200,13 +206,14 @@ impl Worker {
         }
     }
 
-    async fn finish(&self, task: &ClaimedTask, outcome: TaskOutcome) {
+    async fn finish(&self, task: &ClaimedTask, started: Instant, outcome: TaskOutcome) {
         match self.store.finish_task(task, &outcome).await {
             Ok(true) => {
-                let status = match outcome {
-                    TaskOutcome::Completed { .. } => "COMPLETED",
-                    TaskOutcome::Failed { .. } => "FAILED",
+                let (status, end) = match outcome {
+                    TaskOutcome::Completed { .. } => ("COMPLETED", TaskEnd::Completed),
+                    TaskOutcome::Failed { .. } => ("FAILED", TaskEnd::Failed),
                 };
+                monitoring::record_task(end, started.elapsed());
                 tracing::info!(status, "task finished");
             }
             Ok(false) => tracing::info!("task outcome discarded: the lease was no longer ours"),

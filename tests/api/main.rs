@@ -9,6 +9,8 @@ mod documents;
 mod files;
 mod health;
 mod hostile;
+mod logs;
+mod metrics;
 mod replicas;
 mod restart;
 mod shutdown;

@@ -10,6 +10,7 @@ use crate::common::pdf::{CONTRACT_TEXT, INVOICE_TEXT};
 use crate::common::server::{
     connect_db, database_url, rules, wait_terminal, ServerProcess, StoreKind,
 };
+use crate::metrics::{scrape, value};
 
 const JOBS: usize = 200;
 
@@ -98,6 +99,21 @@ async fn two_replicas_run_every_job_exactly_once() {
             .unwrap();
         assert_eq!(same, job, "both replicas give the same answer");
     }
+
+    // The model (here the local classifier) was called once per job in all, wherever it ran.
+    let mut model_calls = 0.0;
+    for replica in &replicas {
+        let samples = scrape(&client, &replica.base).await;
+        model_calls += value(
+            &samples,
+            "classifyd_model_calls_total",
+            &[("outcome", "ok")],
+        );
+    }
+    assert_eq!(
+        model_calls, JOBS as f64,
+        "one model call per job across replicas"
+    );
 
     let mut db = connect_db(&url).await;
     let row = sqlx::query(

@@ -261,16 +261,32 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `classifyd serve` on a random port with `args` and waits until it listens.
     pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::spawn_logging(args, envs, std::process::Stdio::inherit())
+    }
+
+    /// Like `spawn`, with the server's log (stderr) going to `log`.
+    pub fn spawn_logging(
+        args: &[&str],
+        envs: &[(&str, &str)],
+        log: impl Into<std::process::Stdio>,
+    ) -> Self {
         let port_file =
             std::env::temp_dir().join(format!("classifyd-port-{}", uuid::Uuid::new_v4().simple()));
         let mut command = std::process::Command::new(classifyd_bin());
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--api-keys", ""])
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .arg("--port-file")
             .arg(&port_file)
             .args(args)
             .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null());
+            .stdout(std::process::Stdio::null())
+            .stderr(log);
+        // Open unless the test configures keys (the developer's environment must not leak in).
+        if !args.contains(&"--api-keys")
+            && !envs.iter().any(|(name, _)| *name == "CLASSIFYD_API_KEYS")
+        {
+            command.args(["--api-keys", ""]);
+        }
         for (name, value) in envs {
             command.env(name, value);
         }
