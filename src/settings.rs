@@ -67,6 +67,9 @@ pub struct Settings {
     #[command(flatten)]
     pub outbound: OutboundSettings,
 
+    #[command(flatten)]
+    pub webhooks: WebhookSettings,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "CLASSIFYD_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -168,6 +171,19 @@ pub struct OutboundSettings {
     /// Redirects followed when fetching a document URL.
     #[arg(long, env = "CLASSIFYD_MAX_REDIRECTS", default_value_t = 5)]
     pub max_redirects: usize,
+}
+
+/// Retries of webhook deliveries (the outbox survives restarts, so these span them).
+#[derive(Args, Debug, Clone)]
+pub struct WebhookSettings {
+    /// Attempts to deliver one webhook event before it is given up.
+    #[arg(long, env = "CLASSIFYD_WEBHOOK_MAX_ATTEMPTS", default_value_t = 10)]
+    pub webhook_max_attempts: u32,
+
+    /// Delay before the first retry of a failed delivery, in milliseconds; it doubles with
+    /// every further attempt, up to an hour.
+    #[arg(long, env = "CLASSIFYD_WEBHOOK_RETRY_BASE_MS", default_value_t = 2000)]
+    pub webhook_retry_base_ms: u64,
 }
 
 impl OutboundSettings {

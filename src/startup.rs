@@ -17,6 +17,7 @@ use crate::document::sandbox::Extractor;
 use crate::pipeline::Pipeline;
 use crate::settings::Settings;
 use crate::store::Store;
+use crate::webhook::Deliverer;
 use crate::worker::Worker;
 
 /// A built server: listening, migrated, workers not yet started.
@@ -24,6 +25,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     worker: Worker,
+    deliverer: Deliverer,
     /// Holds the ephemeral data directory until the server stops.
     _temp_dir: Option<tempfile::TempDir>,
 }
@@ -112,6 +114,13 @@ impl Application {
             settings.worker.clone(),
         );
 
+        let deliverer = Deliverer::new(
+            store.clone(),
+            settings.outbound.policy(),
+            settings.webhooks.clone(),
+            std::time::Duration::from_millis(settings.worker.poll_interval_ms),
+        );
+
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -137,6 +146,7 @@ impl Application {
             listener,
             state,
             worker,
+            deliverer,
             _temp_dir: temp_dir,
         })
     }
@@ -150,13 +160,15 @@ impl Application {
 
     /// Serves until `shutdown` resolves. Then, at once, the listener stops accepting (requests
     /// in flight finish) and the workers stop claiming; running tasks get the grace period
-    /// and the rest are released to the queue (see `worker`).
+    /// and the rest are released to the queue (see `worker`). Webhook senders finish the
+    /// request in flight.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop, stopping) = watch::channel(false);
-        let workers = self.worker.spawn(stopping.clone());
+        let mut workers = self.worker.spawn(stopping.clone());
+        workers.extend(self.deliverer.spawn(stopping.clone()));
         let store = self.state.store.clone();
         let listener_stop = stopping.clone();
         let task_listener =

@@ -248,6 +248,7 @@ async fn create(
             parse_job_id: None,
             transaction_id: None,
             file_ids,
+            webhooks: Vec::new(),
         })
         .await?;
     let tasks = state

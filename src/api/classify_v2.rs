@@ -36,7 +36,7 @@ struct CreateBody {
     configuration_id: Option<String>,
     transaction_id: Option<String>,
     webhook_configuration_ids: Option<Vec<String>>,
-    webhook_configurations: Option<Vec<Value>>,
+    webhook_configurations: Option<Vec<super::webhook_configs::WebhookIn>>,
 }
 
 #[derive(Deserialize)]
@@ -58,7 +58,7 @@ async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> ApiResult<Json<Value>> {
-    let input = single_input(&body)?;
+    let input = single_input(&body)?.to_string();
     let configuration = match (&body.configuration, &body.configuration_id) {
         (Some(_), Some(_)) => {
             return Err(ApiError::BadRequest(
@@ -79,18 +79,14 @@ async fn create(
     if input.starts_with("pjb-") {
         return Err(ApiError::NotFound(format!("Parse job {input} not found")));
     }
-    if body
-        .webhook_configurations
-        .as_ref()
-        .is_some_and(|w| !w.is_empty())
-        || body
-            .webhook_configuration_ids
-            .as_ref()
-            .is_some_and(|w| !w.is_empty())
-    {
-        tracing::warn!("webhook configurations were given but webhook delivery is not implemented yet (issue 5)");
-    }
-    let file = super::files::find(&state, &caller, input).await?;
+    let webhooks = super::webhook_configs::job_targets(
+        &state,
+        &caller,
+        body.webhook_configurations,
+        body.webhook_configuration_ids,
+    )
+    .await?;
+    let file = super::files::find(&state, &caller, &input).await?;
     let transaction_id = body.transaction_id.filter(|t| !t.is_empty());
     if transaction_id.as_ref().is_some_and(|t| t.len() > 256) {
         return Err(ApiError::validation(
@@ -112,6 +108,7 @@ async fn create(
             parse_job_id: None,
             transaction_id,
             file_ids: vec![file.id],
+            webhooks,
         })
         .await?;
     Ok(Json(job_json(&job, false)))

@@ -15,6 +15,7 @@ mod health;
 mod metrics;
 mod signing;
 mod time;
+mod webhook_configs;
 
 use std::sync::Arc;
 
@@ -30,7 +31,7 @@ use crate::blob::BlobStore;
 use crate::classifier::scripted::Fixtures;
 use crate::pipeline::Pipeline;
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::{JobRecord, Store};
 use auth::Auth;
 use error::ApiError;
 pub use signing::Signer;
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(files::routes())
         .merge(classify_v2::routes())
         .merge(configurations::routes())
+        .merge(webhook_configs::routes())
         .merge(files_v1::routes())
         .merge(classifier_v1::routes())
         .merge(ade::routes())
@@ -85,6 +87,11 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// A job as a webhook event's `data` carries it: what `GET` on its API returns.
+pub fn job_event_data(job: &JobRecord) -> serde_json::Value {
+    classify_v2::job_json(job, false)
 }
 
 async fn not_found() -> ApiError {

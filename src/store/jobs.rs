@@ -1,11 +1,14 @@
+use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::pagination::{Bind, Conditions, SortKey};
+use super::webhooks::WebhookTarget;
 use super::{Cursor, Page, Store, StoreResult};
 
-/// A classify job. v2 jobs own exactly one task; v1 jobs own one task per file.
-#[derive(Debug, Clone)]
+/// A job. v2 classify and parse jobs own exactly one task; v1 jobs own one task per file.
+/// Serialized as the snapshot a webhook event carries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobRecord {
     pub id: String,
     pub project_id: String,
@@ -40,6 +43,8 @@ pub struct NewJob {
     pub transaction_id: Option<String>,
     /// One task per file, in order.
     pub file_ids: Vec<String>,
+    /// Where to report the job's status changes (copied onto the job).
+    pub webhooks: Vec<WebhookTarget>,
 }
 
 #[derive(Debug, Default)]
@@ -101,8 +106,8 @@ const TERMINAL: &str = "('COMPLETED', 'FAILED', 'CANCELLED')";
 const ACTIVE: &str = "('PENDING', 'RUNNING')";
 
 impl Store {
-    /// Inserts the job and its tasks atomically. With a `transaction_id` already used in the
-    /// project, nothing is inserted and the original job comes back with `created = false`;
+    /// Inserts the job, its tasks, its webhook targets and its first event atomically. With a
+    /// `transaction_id` already used in the project, nothing is inserted and the original job comes back with `created = false`;
     /// the unique index decides, so racing requests agree.
     pub async fn create_job(&self, job: NewJob) -> StoreResult<(JobRecord, bool)> {
         let now = super::now_micros();
@@ -155,9 +160,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        self.insert_job_webhooks(&mut tx, &record.id, &job.webhooks)
+            .await?;
+        let event = self.enqueue_job_event(&mut tx, &record).await?;
         self.announce_tasks(&mut tx, job.file_ids.len()).await?;
         tx.commit().await?;
         self.wake_workers(job.file_ids.len());
+        self.webhook_event_written(event);
         Ok((record, true))
     }
 
@@ -310,8 +319,11 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        let job = job_from_row(&row)?;
+        let event = self.enqueue_job_event(&mut tx, &job).await?;
         tx.commit().await?;
-        Ok(JobTransition::Done(job_from_row(&row)?))
+        self.webhook_event_written(event);
+        Ok(JobTransition::Done(job))
     }
 
     /// Deletes a finished job with its tasks.

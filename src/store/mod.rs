@@ -11,6 +11,7 @@ mod pagination;
 mod secrets;
 mod stats;
 mod tasks;
+mod webhooks;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use jobs::{JobFilter, JobRecord, JobTransition, NewJob, TaskOutcome};
 pub use pagination::{Cursor, Page, SortKey};
 pub use stats::QueueStats;
 pub use tasks::ClaimedTask;
+pub use webhooks::{event_type, Delivery, DeliveryOutcome, WebhookConfigRecord, WebhookTarget};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -58,6 +60,8 @@ pub struct Store {
     pub task_queued: Arc<Notify>,
     /// Where the task-queued listener connects (PostgreSQL only; see `notify.rs`).
     postgres_url: Option<Arc<str>>,
+    /// Wakes idle webhook senders in this process when an event is written.
+    pub webhook_queued: Arc<Notify>,
 }
 
 impl Store {
@@ -99,6 +103,7 @@ impl Store {
             engine,
             task_queued: Arc::new(Notify::new()),
             postgres_url: (engine == Engine::Postgres).then(|| Arc::from(url)),
+            webhook_queued: Arc::new(Notify::new()),
         })
     }
 
@@ -129,6 +134,13 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Wakes a webhook sender after a transaction that wrote an event committed.
+    fn webhook_event_written(&self, written: bool) {
+        if written {
+            self.webhook_queued.notify_one();
+        }
     }
 
     /// Rewrites `$n` placeholders into SQLite's numbered `?n` form.

@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::jobs::TaskOutcome;
+use super::jobs::{job_from_row, TaskOutcome, JOB_COLUMNS};
 use super::{Engine, Store, StoreResult};
 
 #[derive(Debug, Clone)]
@@ -50,14 +50,25 @@ impl Store {
             attempts: row.try_get("attempts")?,
             lease_token: token,
         };
-        let mark_running = self.sql(
-            "UPDATE jobs SET status = 'RUNNING', updated_at = $2 WHERE id = $1 AND status = 'PENDING'",
-        );
-        sqlx::query(&mark_running)
+        let mut tx = self.pool.begin().await?;
+        let mark_running = self.sql(&format!(
+            "UPDATE jobs SET status = 'RUNNING', updated_at = $2 WHERE id = $1 AND status = 'PENDING' \
+             RETURNING {JOB_COLUMNS}"
+        ));
+        let started = sqlx::query(&mark_running)
             .bind(&task.job_id)
             .bind(now)
-            .execute(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
+        let event = match started {
+            Some(row) => {
+                self.enqueue_job_event(&mut tx, &job_from_row(&row)?)
+                    .await?
+            }
+            None => false,
+        };
+        tx.commit().await?;
+        self.webhook_event_written(event);
         Ok(Some(task))
     }
 
@@ -124,19 +135,27 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        let job = self.sql(
+        let job = self.sql(&format!(
             "UPDATE jobs SET status = $1, result = $2, error_message = $3, pages_processed = $4, \
-             updated_at = $5 WHERE id = $6 AND api = 'v2' AND status IN ('PENDING', 'RUNNING')",
-        );
-        sqlx::query(&job)
+             updated_at = $5 WHERE id = $6 AND api IN ('v2', 'parse') AND status IN ('PENDING', 'RUNNING') \
+             RETURNING {JOB_COLUMNS}"
+        ));
+        let finished = sqlx::query(&job)
             .bind(status)
             .bind(result)
             .bind(error)
             .bind(pages)
             .bind(now)
             .bind(&task.job_id)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+        let event = match finished {
+            Some(row) => {
+                self.enqueue_job_event(&mut tx, &job_from_row(&row)?)
+                    .await?
+            }
+            None => false,
+        };
         // A v1 job is done once none of its tasks is active; its API status (SUCCESS, ERROR,
         // PARTIAL_SUCCESS) is derived from the tasks when it is read.
         let multi_file_job = self.sql(
@@ -151,6 +170,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.webhook_event_written(event);
         Ok(true)
     }
 
