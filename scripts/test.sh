@@ -77,5 +77,31 @@ if [ ! -x "$venv_v1/bin/python" ] || ! cmp -s tests/sdk_v1/requirements.txt "$st
 fi
 CLASSIFYD_BIN="$PWD/target/debug/classifyd" "$venv_v1/bin/python" -m pytest tests/sdk_v1 -q -p no:cacheprovider
 
+step "schemathesis: the server against its own openapi.yaml"
+# Generated requests (coverage, fuzzing, stateful sequences through the document's links)
+# against a fresh server; what is checked and what is left out, and why, is in the README.
+tools_venv=target/tools-venv
+tools_stamp="$tools_venv/.requirements"
+if [ ! -x "$tools_venv/bin/python" ] || ! cmp -s tests/tools/requirements.txt "$tools_stamp"; then
+  rm -rf "$tools_venv"
+  python3 -m venv "$tools_venv"
+  "$tools_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/tools/requirements.txt
+  cp tests/tools/requirements.txt "$tools_stamp"
+fi
+st_port_file="$(mktemp -u)"
+target/debug/classifyd serve --ephemeral --listen 127.0.0.1:0 --port-file "$st_port_file" \
+  --api-keys "" 2>target/schemathesis-server.log &
+st_server=$!
+for _ in $(seq 1 100); do [ -s "$st_port_file" ] && break; sleep 0.1; done
+st_status=0
+# From target/: schemathesis keeps a cache directory in the working directory.
+(cd target && "tools-venv/bin/schemathesis" run "http://127.0.0.1:$(cat "$st_port_file")/openapi.yaml" \
+  --checks all --exclude-checks positive_data_acceptance,negative_data_rejection \
+  --phases coverage,fuzzing,stateful --max-examples 50 --workers 2 --seed 20261124 \
+  --generation-database none --no-color) || st_status=$?
+kill "$st_server" && wait "$st_server" || true
+rm -f "$st_port_file"
+[ "$st_status" = 0 ] || { echo "schemathesis found failures (server log: target/schemathesis-server.log)" >&2; exit 1; }
+
 drop_test_databases
 step "all tests passed"

@@ -13,6 +13,7 @@ mod files;
 mod files_v1;
 mod health;
 mod metrics;
+mod openapi;
 mod signing;
 mod time;
 mod webhook_configs;
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(metrics::routes())
+        .merge(openapi::routes())
         .merge(files::routes())
         .merge(classify_v2::routes())
         .merge(configurations::routes())

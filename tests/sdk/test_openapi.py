@@ -40,6 +40,9 @@ BOUNDARY = "classifyd-openapi-test-boundary"
 EXPECTED_OPERATIONS = {
     ("get", "/health"),
     ("get", "/ready"),
+    ("get", "/metrics"),
+    ("get", "/openapi.yaml"),
+    ("get", "/docs"),
     ("post", "/api/v1/beta/files"),
     ("get", "/api/v1/beta/files"),
     ("post", "/api/v1/beta/files/query"),
