@@ -54,6 +54,24 @@ cargo clippy --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --all-targets --locked
 
+step "benchmark harness smoke run (figures are not checked; see BENCHMARKS.md)"
+# Tiny runs of every benchmark so the harness cannot rot; results go to target/, never to
+# BENCHMARKS.md.
+cargo build --locked --bins
+bench_out=target/bench-smoke.jsonl
+rm -f "$bench_out"
+smoke() { target/debug/classifyd-bench --out "$bench_out" "$@" >/dev/null; }
+smoke startup --runs 1
+smoke load --database sqlite --jobs 8 --clients 4
+if [ "${CLASSIFYD_TEST_PG:-1}" != "0" ]; then
+  smoke load --database postgres --jobs 8 --clients 4
+fi
+smoke memory --jobs 4 --pdf-mb 1 --distinct-pdfs 2 --upload-mb 8 --clients 2
+if [ -d ../shared/corpus ] && command -v pdftotext >/dev/null; then
+  smoke extract --limit 2 --rounds 1
+fi
+echo "benchmark harness: $(wc -l < "$bench_out") reports in $bench_out"
+
 step "official SDK tests"
 venv=target/sdk-venv
 stamp="$venv/.requirements"
