@@ -69,7 +69,7 @@ pub async fn run(args: ClassifyArgs) -> anyhow::Result<bool> {
         .transpose()?;
     let pipeline = Pipeline::new(
         Extractor::current_exe(args.limits)?,
-        Classifier::from_name(&args.classifier.backend)?,
+        Classifier::from_settings(&args.classifier)?,
         fixtures,
     );
     let mut all_ok = true;

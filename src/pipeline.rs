@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use crate::classifier::scripted::{DocumentFacts, Fixtures, ScriptedOutcome};
-use crate::classifier::{Classification, Classifier, ClassifierError, PageText, Rule};
+use crate::classifier::{
+    Answer, Classification, Classifier, ClassifierError, ModelUsage, PageText, Rule,
+};
 use crate::document::sandbox::Extractor;
 use crate::document::{Document, DocumentError, PageSelection};
 use crate::monitoring;
@@ -31,6 +33,8 @@ pub struct PipelineOutput {
     pub page_count: usize,
     /// Pages that were read for the answer.
     pub pages_used: usize,
+    /// What the answer cost in model tokens.
+    pub usage: ModelUsage,
 }
 
 /// What classifying each page of a document on its own produced.
@@ -108,11 +112,14 @@ impl Pipeline {
             .filter(|(_, text)| text.trim().is_empty())
             .map(|(number, _)| *number)
             .collect();
-        let mut classification = match scripted {
+        let mut answer = match scripted {
             Some(ScriptedOutcome {
                 result: Some(result),
                 ..
-            }) => result,
+            }) => Answer {
+                classification: result,
+                usage: ModelUsage::default(),
+            },
             _ => {
                 let pages = selected
                     .into_iter()
@@ -126,12 +133,16 @@ impl Pipeline {
             }
         };
         if !blank.is_empty() {
-            classification.reasoning.push_str(&blank_pages_note(&blank));
+            answer
+                .classification
+                .reasoning
+                .push_str(&blank_pages_note(&blank));
         }
         Ok(PipelineOutput {
-            classification,
+            classification: answer.classification,
             page_count: document.pages.len(),
             pages_used,
+            usage: answer.usage,
         })
     }
 
@@ -176,9 +187,9 @@ impl Pipeline {
                     number: index + 1,
                     text,
                 };
-                let classification = self.classifier.classify(rules, vec![page]).await?;
+                let answer = self.classifier.classify(rules, vec![page]).await?;
                 Ok::<_, PipelineError>(PageOutcome {
-                    classification,
+                    classification: answer.classification,
                     suggested_label,
                 })
             })

@@ -134,13 +134,17 @@ pub struct Limits {
 
 #[derive(Args, Debug, Clone)]
 pub struct ClassifierSettings {
-    /// Classifier backend: `local` (offline, lexical).
+    /// Classifier backend: `local` (offline, lexical) or `openai` (any OpenAI-compatible chat
+    /// endpoint).
     #[arg(
         long = "classifier",
         env = "CLASSIFYD_CLASSIFIER",
         default_value = "local"
     )]
     pub backend: String,
+
+    #[command(flatten)]
+    pub model: ModelSettings,
 
     /// Scripted outcomes (JSON file) applied before the backend; see the README.
     #[arg(long, env = "CLASSIFYD_FIXTURES")]
@@ -154,6 +158,44 @@ pub struct ClassifierSettings {
     /// Pages classified at once by one page-level request (`/v1/ade/classify`).
     #[arg(long, env = "CLASSIFYD_PAGE_CONCURRENCY", default_value_t = 8)]
     pub page_concurrency: usize,
+}
+
+/// The `openai` backend: where the model is, how long to wait for it and how hard to push it.
+#[derive(Args, Debug, Clone)]
+pub struct ModelSettings {
+    /// Base URL of the OpenAI-compatible API, up to and including `/v1`
+    /// (default: `OPENAI_BASE_URL`, else `https://api.openai.com/v1`).
+    #[arg(long, env = "CLASSIFYD_OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
+
+    /// API key sent as a bearer token (default: `OPENAI_API_KEY`; none for local servers).
+    #[arg(long, env = "CLASSIFYD_OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<String>,
+
+    /// Model name for text classification (FAST mode).
+    #[arg(long, env = "CLASSIFYD_MODEL", default_value = "gpt-4o-mini")]
+    pub model: String,
+
+    /// Timeout of one request to the model.
+    #[arg(long, env = "CLASSIFYD_MODEL_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub model_timeout_seconds: u64,
+
+    /// Most requests in flight to the model at once; halved on 429, regained step by step.
+    #[arg(long, env = "CLASSIFYD_MODEL_CONCURRENCY", default_value_t = 8)]
+    pub model_concurrency: usize,
+
+    /// Retries of one model request after 429, 5xx, timeouts and unreadable answers.
+    #[arg(long, env = "CLASSIFYD_MODEL_MAX_RETRIES", default_value_t = 4)]
+    pub model_max_retries: u32,
+
+    /// First retry delay; it doubles per retry, with jitter (`Retry-After` wins when longer).
+    #[arg(long, env = "CLASSIFYD_MODEL_RETRY_BASE_MS", default_value_t = 500)]
+    pub model_retry_base_ms: u64,
+
+    /// Most document tokens (about 4 characters each) sent per classification; longer
+    /// documents keep the beginning of each selected page, the first pages the most.
+    #[arg(long, env = "CLASSIFYD_TOKEN_BUDGET", default_value_t = 8000)]
+    pub token_budget: usize,
 }
 
 /// Requests this server makes to user-supplied URLs (document URLs, webhooks).

@@ -105,7 +105,7 @@ impl Application {
             }
             _ => None,
         };
-        let classifier = Classifier::from_name(&settings.classifier.backend)?;
+        let classifier = Classifier::from_settings(&settings.classifier)?;
         let pipeline = Arc::new(Pipeline::new(extractor, classifier, fixtures));
         let worker = Worker::new(
             store.clone(),

@@ -411,11 +411,22 @@ pub fn job_json(job: &JobRecord, with_usage: bool) -> Value {
             .and_then(Value::as_str)
             .unwrap_or("FAST");
         let per_page = if mode == "MULTIMODAL" { 2.0 } else { 1.0 };
-        body["usage"] = json!({
+        let mut usage = json!({
             "credits": job.pages_processed.map(|pages| pages as f64 * per_page),
             "parse_credits": null,
             "pages_processed": job.pages_processed,
         });
+        // Token counts and how the answer was obtained, as the worker recorded them.
+        if let Some(Value::Object(model)) = job
+            .usage
+            .as_deref()
+            .and_then(|u| serde_json::from_str::<Value>(u).ok())
+        {
+            for (key, value) in model {
+                usage[key] = value;
+            }
+        }
+        body["usage"] = usage;
     }
     body
 }

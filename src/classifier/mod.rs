@@ -4,9 +4,12 @@
 pub mod config;
 mod lexicon;
 pub mod local;
+pub mod openai;
 pub mod scripted;
 
 use serde::{Deserialize, Serialize};
+
+use crate::settings::ClassifierSettings;
 
 /// A user's rule: the label to assign and, in natural language, when to assign it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,23 +38,53 @@ pub struct PageText {
     pub text: String,
 }
 
+/// What a classification cost: the model's token counts (zero for the local backend).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelUsage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Requests sent to the model, retries included.
+    pub model_calls: u64,
+    /// Whether the document text was cut to fit the token budget.
+    pub trimmed: bool,
+    /// How the confidence was obtained: `logprobs` or `stated` (model backends only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence_source: Option<String>,
+}
+
+/// A classification and what it cost.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub classification: Classification,
+    pub usage: ModelUsage,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifierError {
     #[error("the classifier failed: {0}")]
     Internal(String),
+    /// The model endpoint could not give an answer; the message says what it answered.
+    #[error("{0}")]
+    Model(String),
 }
 
 /// The configured backend.
 #[derive(Debug, Clone)]
 pub enum Classifier {
     Local(local::LocalClassifier),
+    OpenAi(openai::OpenAiClassifier),
 }
 
 impl Classifier {
-    pub fn from_name(name: &str) -> anyhow::Result<Self> {
-        match name {
+    pub fn from_settings(settings: &ClassifierSettings) -> anyhow::Result<Self> {
+        match settings.backend.as_str() {
             "local" => Ok(Self::Local(local::LocalClassifier::default())),
-            other => anyhow::bail!("unknown classifier backend {other:?} (available: local)"),
+            "openai" => Ok(Self::OpenAi(openai::OpenAiClassifier::new(
+                &settings.model,
+            )?)),
+            other => {
+                anyhow::bail!("unknown classifier backend {other:?} (available: local, openai)")
+            }
         }
     }
 
@@ -59,7 +92,7 @@ impl Classifier {
         &self,
         rules: &[Rule],
         pages: Vec<PageText>,
-    ) -> Result<Classification, ClassifierError> {
+    ) -> Result<Answer, ClassifierError> {
         match self {
             Self::Local(local) => {
                 let local = local.clone();
@@ -76,8 +109,12 @@ impl Classifier {
                     Err(_) => crate::monitoring::ModelCall::Error { kind: "internal" },
                 };
                 crate::monitoring::record_model_call("local", started.elapsed(), call);
-                answer
+                Ok(Answer {
+                    classification: answer?,
+                    usage: ModelUsage::default(),
+                })
             }
+            Self::OpenAi(model) => model.classify(rules, pages).await,
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct JobRecord {
     pub result: Option<String>,
     pub error_message: Option<String>,
     pub pages_processed: Option<i64>,
+    /// What the classification cost the model (JSON, see `ModelUsage`), once finished.
+    pub usage: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -62,6 +64,8 @@ pub enum TaskOutcome {
     Completed {
         result: String,
         page_count: i64,
+        /// `ModelUsage` as JSON.
+        usage: String,
     },
     Failed {
         message: String,
@@ -79,7 +83,7 @@ pub enum JobTransition {
 
 pub(super) const JOB_COLUMNS: &str = "id, project_id, user_id, api, status, configuration, \
     configuration_id, document_input_type, file_input, parse_job_id, transaction_id, result, \
-    error_message, pages_processed, created_at, updated_at";
+    error_message, pages_processed, usage, created_at, updated_at";
 
 pub(super) fn job_from_row(row: &AnyRow) -> sqlx::Result<JobRecord> {
     Ok(JobRecord {
@@ -97,6 +101,7 @@ pub(super) fn job_from_row(row: &AnyRow) -> sqlx::Result<JobRecord> {
         result: row.try_get("result")?,
         error_message: row.try_get("error_message")?,
         pages_processed: row.try_get("pages_processed")?,
+        usage: row.try_get("usage")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

@@ -97,14 +97,22 @@ impl Store {
         outcome: &TaskOutcome,
     ) -> StoreResult<bool> {
         let now = super::now_micros();
-        let (status, result, error, pages) = match outcome {
-            TaskOutcome::Completed { result, page_count } => {
-                ("COMPLETED", Some(result.as_str()), None, Some(*page_count))
-            }
+        let (status, result, error, pages, usage) = match outcome {
+            TaskOutcome::Completed {
+                result,
+                page_count,
+                usage,
+            } => (
+                "COMPLETED",
+                Some(result.as_str()),
+                None,
+                Some(*page_count),
+                Some(usage.as_str()),
+            ),
             TaskOutcome::Failed {
                 message,
                 page_count,
-            } => ("FAILED", None, Some(message.as_str()), *page_count),
+            } => ("FAILED", None, Some(message.as_str()), *page_count, None),
         };
         let mut tx = self.pool.begin().await?;
         if self.engine == Engine::Postgres {
@@ -118,7 +126,7 @@ impl Store {
         }
         let sql = self.sql(
             "UPDATE tasks SET status = $1, result = $2, error_message = $3, page_count = $4, \
-             lease_token = NULL, lease_expires_at = NULL, updated_at = $5 \
+             lease_token = NULL, lease_expires_at = NULL, updated_at = $5, usage = $8 \
              WHERE id = $6 AND lease_token = $7 AND status = 'RUNNING'",
         );
         let done = sqlx::query(&sql)
@@ -129,6 +137,7 @@ impl Store {
             .bind(now)
             .bind(&task.id)
             .bind(&task.lease_token)
+            .bind(usage)
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() != 1 {
@@ -137,7 +146,7 @@ impl Store {
         }
         let job = self.sql(&format!(
             "UPDATE jobs SET status = $1, result = $2, error_message = $3, pages_processed = $4, \
-             updated_at = $5 WHERE id = $6 AND api IN ('v2', 'parse') AND status IN ('PENDING', 'RUNNING') \
+             updated_at = $5, usage = $7 WHERE id = $6 AND api IN ('v2', 'parse') AND status IN ('PENDING', 'RUNNING') \
              RETURNING {JOB_COLUMNS}"
         ));
         let finished = sqlx::query(&job)
@@ -147,6 +156,7 @@ impl Store {
             .bind(pages)
             .bind(now)
             .bind(&task.job_id)
+            .bind(usage)
             .fetch_optional(&mut *tx)
             .await?;
         let event = match finished {

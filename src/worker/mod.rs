@@ -201,6 +201,7 @@ impl Worker {
             Ok(Ok(output)) => Some(TaskOutcome::Completed {
                 result: serde_json::to_string(&output.classification).unwrap_or_default(),
                 page_count: output.pages_used as i64,
+                usage: serde_json::to_string(&output.usage).unwrap_or_default(),
             }),
             Ok(Err(error)) => failed(error.to_string()),
         }

@@ -11,6 +11,7 @@ mod health;
 mod hostile;
 mod logs;
 mod metrics;
+mod model;
 mod openapi;
 mod replicas;
 mod restart;

@@ -2,5 +2,6 @@
 //! provisioning and the server under test.
 #![allow(dead_code)]
 
+pub mod fake_model;
 pub mod pdf;
 pub mod server;
