@@ -53,14 +53,63 @@ fn page_text(doc: &PdfDocument, number: u32) -> String {
         let mut output = pdf_extract::PlainTextOutput::new(&mut text);
         pdf_extract::output_doc_page(doc, &mut output, number).map(|()| text)
     }));
-    match primary {
-        Ok(Ok(text)) if !text.trim().is_empty() => normalise(&text),
-        _ => catch_unwind(AssertUnwindSafe(|| doc.extract_text(&[number])))
-            .ok()
-            .and_then(Result::ok)
-            .map(|text| normalise(&text))
-            .unwrap_or_default(),
+    if let Ok(Ok(text)) = primary {
+        if !text.trim().is_empty() {
+            return normalise(&text);
+        }
     }
+    let fallback = catch_unwind(AssertUnwindSafe(|| doc.extract_text(&[number])))
+        .ok()
+        .and_then(Result::ok)
+        .map(|text| normalise(&text))
+        .unwrap_or_default();
+    if !fallback.trim().is_empty() {
+        return fallback;
+    }
+    catch_unwind(AssertUnwindSafe(|| shown_strings(doc, number)))
+        .map(|text| normalise(&text))
+        .unwrap_or_default()
+}
+
+/// Last resort for a page whose fonts are damaged or missing (both extractors give up): the
+/// bytes of the strings its text operators show, kept when they are plain printable ASCII,
+/// which is what simple fonts usually encode. Better a rough reading than "no text layer".
+fn shown_strings(doc: &PdfDocument, number: u32) -> String {
+    let Some(&page_id) = doc.get_pages().get(&number) else {
+        return String::new();
+    };
+    let Ok(content) = doc
+        .get_page_content(page_id)
+        .and_then(|bytes| lopdf::content::Content::decode(&bytes))
+    else {
+        return String::new();
+    };
+    let mut text = String::new();
+    for operation in &content.operations {
+        match operation.operator.as_str() {
+            "Tj" | "'" | "\"" | "TJ" => {}
+            "Td" | "TD" | "T*" | "Tm" | "ET" => {
+                text.push('\n');
+                continue;
+            }
+            _ => continue,
+        }
+        for operand in &operation.operands {
+            let strings: Vec<&lopdf::Object> = match operand {
+                lopdf::Object::Array(items) => items.iter().collect(),
+                other => vec![other],
+            };
+            for object in strings {
+                if let lopdf::Object::String(bytes, _) = object {
+                    if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+                        text.push_str(&String::from_utf8_lossy(bytes));
+                    }
+                }
+            }
+        }
+        text.push(' ');
+    }
+    text
 }
 
 /// Collapses runs of spaces inside lines and drops blank-line runs, keeping line order.
@@ -84,5 +133,19 @@ fn describe(error: &lopdf::Error) -> String {
         "unknown structure error".into()
     } else {
         trimmed.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::extract_pages;
+
+    /// Found by fuzzing: pdf-extract panics on a page whose font object is missing, and lopdf
+    /// gives up on it too; the page's text is still read.
+    #[test]
+    fn a_page_with_a_missing_font_object_keeps_its_text() {
+        let bytes = include_bytes!("../../tests/fixtures/fuzz/pdf-extract-missing-object.pdf");
+        let pages = extract_pages(bytes, 10).unwrap();
+        assert_eq!(pages, vec!["INVOICE No. 7 Total due 10 EUR\n".to_string()]);
     }
 }
