@@ -140,8 +140,8 @@ fn describe(error: &lopdf::Error) -> String {
 mod tests {
     use super::extract_pages;
 
-    /// Found by fuzzing: pdf-extract panics on a page whose font object is missing, and lopdf
-    /// gives up on it too; the page's text is still read.
+    /// A crash class fuzzing found (fixture rebuilt by hand): pdf-extract panics on a page
+    /// whose font object is missing, and lopdf gives up on it too; the page's text is still read.
     #[test]
     fn a_page_with_a_missing_font_object_keeps_its_text() {
         let bytes = include_bytes!("../../tests/fixtures/fuzz/pdf-extract-missing-object.pdf");
