@@ -105,6 +105,44 @@ impl Pipeline {
     ) -> Result<PipelineOutput, PipelineError> {
         let scripted = self.scripted_outcome(facts, rules).await?;
         let document = self.extract(path).await?;
+        self.classify_extracted(&document, scripted, rules, selection)
+            .await
+    }
+
+    /// Classifies text extracted earlier (a parse job's pages) without reading the file again.
+    pub async fn classify_text(
+        &self,
+        document: &Document,
+        facts: &DocumentFacts<'_>,
+        rules: &[Rule],
+        selection: &PageSelection,
+    ) -> Result<PipelineOutput, PipelineError> {
+        let scripted = self.scripted_outcome(facts, rules).await?;
+        self.classify_extracted(document, scripted, rules, selection)
+            .await
+    }
+
+    /// The selected pages' text with their 1-based numbers (a parse job's result).
+    pub async fn extract_pages(
+        &self,
+        path: &Path,
+        selection: &PageSelection,
+    ) -> Result<Vec<(usize, String)>, PipelineError> {
+        let document = self.extract(path).await?;
+        let selected = document.select(selection)?;
+        Ok(selected
+            .into_iter()
+            .map(|(number, text)| (number, text.to_string()))
+            .collect())
+    }
+
+    async fn classify_extracted(
+        &self,
+        document: &Document,
+        scripted: Option<ScriptedOutcome>,
+        rules: &[Rule],
+        selection: &PageSelection,
+    ) -> Result<PipelineOutput, PipelineError> {
         let selected = document.select(selection)?;
         let pages_used = selected.len();
         let blank: Vec<usize> = selected

@@ -76,9 +76,6 @@ async fn create(
             validate_configuration(configuration, &["body", "configuration"])?
         }
     };
-    if input.starts_with("pjb-") {
-        return Err(ApiError::NotFound(format!("Parse job {input} not found")));
-    }
     let webhooks = super::webhook_configs::job_targets(
         &state,
         &caller,
@@ -86,7 +83,22 @@ async fn create(
         body.webhook_configuration_ids,
     )
     .await?;
-    let file = super::files::find(&state, &caller, &input).await?;
+    let (file_id, document_input_type, parse_job_id) = if input.starts_with("pjb-") {
+        let parse = super::parse::find(&state, &caller, &input).await?;
+        if matches!(parse.status.as_str(), "FAILED" | "CANCELLED") {
+            return Err(ApiError::BadRequest(format!(
+                "Parse job {input} is {}; classify needs a parse job that completed",
+                parse.status
+            )));
+        }
+        (parse.file_input, "parse_job_id", Some(parse.id))
+    } else {
+        (
+            super::files::find(&state, &caller, &input).await?.id,
+            "file_id",
+            None,
+        )
+    };
     let transaction_id = body.transaction_id.filter(|t| !t.is_empty());
     if transaction_id.as_ref().is_some_and(|t| t.len() > 256) {
         return Err(ApiError::validation(
@@ -103,11 +115,11 @@ async fn create(
             api: API,
             configuration: serde_json::to_string(&configuration).map_err(anyhow::Error::from)?,
             configuration_id: body.configuration_id.clone(),
-            document_input_type: "file_id".into(),
-            file_input: file.id.clone(),
-            parse_job_id: None,
+            document_input_type: document_input_type.into(),
+            file_input: input,
+            parse_job_id,
             transaction_id,
-            file_ids: vec![file.id],
+            file_ids: vec![file_id],
             webhooks,
         })
         .await?;
@@ -256,16 +268,40 @@ fn not_found(job_id: &str) -> ApiError {
     ApiError::NotFound(format!("Classify job {job_id} not found"))
 }
 
+/// The list query of the v2 job APIs (classify and parse).
 #[derive(Deserialize)]
-struct ListQuery {
-    page_size: Option<i64>,
-    page_token: Option<String>,
+pub(super) struct ListFilterQuery {
+    pub(super) page_size: Option<i64>,
+    pub(super) page_token: Option<String>,
     status: Option<String>,
     configuration_id: Option<String>,
     #[serde(default)]
     job_ids: Vec<String>,
     created_at_on_or_after: Option<String>,
     created_at_on_or_before: Option<String>,
+}
+
+/// Checks the list filters; the status must be one of the v2 job statuses.
+pub(super) fn list_filter(q: &ListFilterQuery) -> ApiResult<JobFilter> {
+    if let Some(status) = q.status.as_deref().filter(|s| !STATUSES.contains(s)) {
+        return Err(ApiError::validation(
+            vec![json!("query"), json!("status")],
+            format!("status {status:?} is not one of {}", STATUSES.join(", ")),
+        ));
+    }
+    Ok(JobFilter {
+        status: q.status.clone(),
+        configuration_id: q.configuration_id.clone(),
+        job_ids: q.job_ids.clone(),
+        created_on_or_after: datetime(
+            "created_at_on_or_after",
+            q.created_at_on_or_after.as_deref(),
+        )?,
+        created_on_or_before: datetime(
+            "created_at_on_or_before",
+            q.created_at_on_or_before.as_deref(),
+        )?,
+    })
 }
 
 pub fn page_size(requested: Option<i64>) -> ApiResult<usize> {
@@ -296,28 +332,10 @@ fn datetime(field: &str, value: Option<&str>) -> ApiResult<Option<i64>> {
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    ApiQuery(q): ApiQuery<ListQuery>,
+    ApiQuery(q): ApiQuery<ListFilterQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = page_size(q.page_size)?;
-    if let Some(status) = q.status.as_deref().filter(|s| !STATUSES.contains(s)) {
-        return Err(ApiError::validation(
-            vec![json!("query"), json!("status")],
-            format!("status {status:?} is not one of {}", STATUSES.join(", ")),
-        ));
-    }
-    let filter = JobFilter {
-        status: q.status,
-        configuration_id: q.configuration_id,
-        job_ids: q.job_ids,
-        created_on_or_after: datetime(
-            "created_at_on_or_after",
-            q.created_at_on_or_after.as_deref(),
-        )?,
-        created_on_or_before: datetime(
-            "created_at_on_or_before",
-            q.created_at_on_or_before.as_deref(),
-        )?,
-    };
+    let filter = list_filter(&q)?;
     let after = q
         .page_token
         .as_deref()
@@ -381,6 +399,40 @@ async fn delete(
     }
 }
 
+/// Credits, as the SDK's `Usage` describes them: classify bills through the parse of its file
+/// input — one credit per page read in FAST mode, two in MULTIMODAL — so `parse_credits` is the
+/// whole total; a job run on a parse job the caller made bills nothing of its own (`credits`
+/// 0, `parse_credits` null; the parse job carries its own usage). Null until the job finished.
+fn credits(job: &JobRecord, configuration: &Value) -> Value {
+    let pages = job.pages_processed;
+    if job.document_input_type == "parse_job_id" {
+        return json!({"credits": pages.map(|_| 0.0), "parse_credits": null, "pages_processed": pages});
+    }
+    let mode = configuration
+        .get("mode")
+        .and_then(Value::as_str)
+        .unwrap_or("FAST");
+    let per_page = if mode == "MULTIMODAL" { 2.0 } else { 1.0 };
+    let credits = pages.map(|pages| pages as f64 * per_page);
+    json!({"credits": credits, "parse_credits": credits, "pages_processed": pages})
+}
+
+/// The usage object: credits, plus the token counts and how the answer was obtained, as the
+/// worker recorded them.
+fn usage(job: &JobRecord, configuration: &Value) -> Value {
+    let mut usage = credits(job, configuration);
+    if let Some(Value::Object(model)) = job
+        .usage
+        .as_deref()
+        .and_then(|u| serde_json::from_str::<Value>(u).ok())
+    {
+        for (key, value) in model {
+            usage[key] = value;
+        }
+    }
+    usage
+}
+
 /// The job as every SDK model of it reads it.
 pub fn job_json(job: &JobRecord, with_usage: bool) -> Value {
     let configuration: Value = serde_json::from_str(&job.configuration).unwrap_or(Value::Null);
@@ -406,27 +458,7 @@ pub fn job_json(job: &JobRecord, with_usage: bool) -> Value {
         "transaction_id": job.transaction_id,
     });
     if with_usage {
-        let mode = configuration
-            .get("mode")
-            .and_then(Value::as_str)
-            .unwrap_or("FAST");
-        let per_page = if mode == "MULTIMODAL" { 2.0 } else { 1.0 };
-        let mut usage = json!({
-            "credits": job.pages_processed.map(|pages| pages as f64 * per_page),
-            "parse_credits": null,
-            "pages_processed": job.pages_processed,
-        });
-        // Token counts and how the answer was obtained, as the worker recorded them.
-        if let Some(Value::Object(model)) = job
-            .usage
-            .as_deref()
-            .and_then(|u| serde_json::from_str::<Value>(u).ok())
-        {
-            for (key, value) in model {
-                usage[key] = value;
-            }
-        }
-        body["usage"] = usage;
+        body["usage"] = usage(job, &configuration);
     }
     body
 }

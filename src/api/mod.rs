@@ -14,6 +14,7 @@ mod files_v1;
 mod health;
 mod metrics;
 mod openapi;
+mod parse;
 mod signing;
 mod time;
 mod webhook_configs;
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .merge(classify_v2::routes())
         .merge(configurations::routes())
         .merge(webhook_configs::routes())
+        .merge(parse::routes())
         .merge(files_v1::routes())
         .merge(classifier_v1::routes())
         .merge(ade::routes())
@@ -93,7 +95,10 @@ pub fn router(state: AppState) -> Router {
 
 /// A job as a webhook event's `data` carries it: what `GET` on its API returns.
 pub fn job_event_data(job: &JobRecord) -> serde_json::Value {
-    classify_v2::job_json(job, false)
+    match job.api.as_str() {
+        parse::API => serde_json::json!({ "job": parse::parse_job_json(job) }),
+        _ => classify_v2::job_json(job, false),
+    }
 }
 
 async fn not_found() -> ApiError {

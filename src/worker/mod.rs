@@ -4,6 +4,8 @@
 //! On shutdown the loops stop claiming, running tasks get a grace period to finish, and the
 //! ones still running after it are released to the queue for another replica.
 
+mod parse;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -155,6 +157,9 @@ impl Worker {
         if job.status == "CANCELLED" {
             return None;
         }
+        if job.api == "parse" {
+            return self.parse(task, &job).await;
+        }
         let failed = |message: String| {
             Some(TaskOutcome::Failed {
                 message,
@@ -169,31 +174,64 @@ impl Worker {
             Ok(selection) => selection,
             Err(message) => return failed(message),
         };
-        let file = match self.store.get_file_by_id(&task.file_id).await {
-            Ok(Some(file)) => file,
-            Ok(None) => {
-                return failed(format!(
-                    "The file {} was deleted before it could be classified.",
-                    task.file_id
-                ))
+        let parsed = if job.document_input_type == "parse_job_id" {
+            match self.parsed_document(task, &job).await {
+                Ok(document) => Some(document),
+                Err(outcome) => return outcome,
             }
+        } else {
+            None
+        };
+        let file = match self.store.get_file_by_id(&task.file_id).await {
+            Ok(file) => file,
             Err(error) => {
                 tracing::warn!(%error, "could not load the file record");
                 return None;
             }
         };
-        let facts = DocumentFacts {
-            file_name: &file.name,
-            file_id: &file.id,
-            sha256: &file.sha256,
-            project_id: &file.project_id,
+        // A parse job's text no longer needs its file: only scripted outcomes read the facts.
+        let facts = match &file {
+            Some(file) => DocumentFacts {
+                file_name: &file.name,
+                file_id: &file.id,
+                sha256: &file.sha256,
+                project_id: &file.project_id,
+            },
+            None => DocumentFacts {
+                file_name: "",
+                file_id: &task.file_id,
+                sha256: "",
+                project_id: &job.project_id,
+            },
         };
-        let path = self.blobs.local_path(&file.blob_key);
         let timeout = Duration::from_secs(self.settings.task_timeout_seconds);
-        let run = self
-            .pipeline
-            .classify_file(&path, &facts, &configuration.rules, &selection);
-        match tokio::time::timeout(timeout, run).await {
+        let rules = &configuration.rules;
+        let run = match (&parsed, &file) {
+            (Some(document), _) => {
+                tokio::time::timeout(
+                    timeout,
+                    self.pipeline
+                        .classify_text(document, &facts, rules, &selection),
+                )
+                .await
+            }
+            (None, Some(file)) => {
+                let path = self.blobs.local_path(&file.blob_key);
+                tokio::time::timeout(
+                    timeout,
+                    self.pipeline
+                        .classify_file(&path, &facts, rules, &selection),
+                )
+                .await
+            }
+            (None, None) => {
+                return failed(format!(
+                    "The file {} was deleted before it could be classified.",
+                    task.file_id
+                ))
+            }
+        };
+        match run {
             Err(_) => failed(format!(
                 "Classification took longer than the limit of {} s (CLASSIFYD_TASK_TIMEOUT_SECONDS).",
                 self.settings.task_timeout_seconds

@@ -300,3 +300,15 @@ def test_failed_deliveries_are_retried_across_a_restart(store, tmp_path_factory,
         _stop(server.process)
         if db_name is not None:
             _drop_pg_database(db_name)
+
+
+def test_parse_jobs_send_parse_events(client, receiver, invoice):
+    path = _path("parse")
+    job = client.parsing.create(
+        tier="fast", version="latest", file_id=invoice.id,
+        webhook_configurations=[{"webhook_url": receiver.url(path), "webhook_output_format": "json"}],
+    )
+    events = [_event(r) for r in receiver.wait_for(path, 3)]
+    assert [e["event_type"] for e in events] == ["parse.pending", "parse.running", "parse.success"]
+    assert events[-1]["data"]["job"]["id"] == job.id
+    assert events[-1]["data"]["job"]["status"] == "COMPLETED"
