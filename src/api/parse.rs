@@ -35,6 +35,7 @@ pub fn routes() -> Router<AppState> {
             "/api/v2/parse/upload",
             post(upload).layer(DefaultBodyLimit::disable()),
         )
+        .route("/api/v2/parse/versions", get(versions))
         .route("/api/v2/parse/{job_id}", get(retrieve).delete(delete))
         .route("/api/v2/parse/{job_id}/cancel", post(cancel))
 }
@@ -229,6 +230,24 @@ async fn start(
         })
         .await?;
     Ok(parse_job_json(&job))
+}
+
+/// Every tier and version runs the same extraction here, so each tier lists one version: the
+/// newest name llama-cloud 2.19 knows for it (its models accept only names it knows).
+async fn versions() -> Json<Value> {
+    let latest = json!({
+        "fast": "2026-06-15",
+        "cost_effective": "2026-09-28",
+        "agentic": "2026-10-16",
+        "agentic_plus": "2026-09-28",
+    });
+    Json(json!({
+        "fast": [latest["fast"]],
+        "cost_effective": [latest["cost_effective"]],
+        "agentic": [latest["agentic"]],
+        "agentic_plus": [latest["agentic_plus"]],
+        "latest": latest,
+    }))
 }
 
 /// Parse jobs cost one credit per page parsed.

@@ -201,3 +201,21 @@ def test_concurrent_creates_with_one_transaction_id_make_one_job(client, classif
     again = client.classify.create(file_input=invoice.id, configuration={"rules": [CONTRACT_RULE]}, transaction_id=tx)
     assert again.id == job_id and again.status == "COMPLETED"
     assert [r.type for r in again.configuration.rules] == ["invoice"], "the original body wins"
+
+
+def test_page_tokens_are_opaque_and_tamper_safe(client, client_b, invoice):
+    for _ in range(3):
+        client.classify.create(file_input=invoice.id, configuration={"rules": [INVOICE_RULE]})
+    token = client.classify.list(page_size=1).next_page_token
+    assert token
+    payload, tag = token.split(".")
+    flipped = tag[:-1] + ("A" if tag[-1] != "A" else "B")
+    for forged in [f"{payload}.{flipped}", f"{payload[::-1]}.{tag}", "garbage", "a.b.c"]:
+        with pytest.raises(BadRequestError):
+            client.classify.list(page_size=1, page_token=forged)
+    with pytest.raises(BadRequestError):
+        client_b.classify.list(page_size=1, page_token=token)  # another project's token
+    with pytest.raises(BadRequestError):
+        client.parsing.list(page_size=1, page_token=token)  # another list's token
+    with pytest.raises(BadRequestError):
+        client.webhook_configs.list_paginated(page_size=1, page_token=token)

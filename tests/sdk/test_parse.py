@@ -164,3 +164,9 @@ def test_parse_an_upload(client):
     classified = client.classify.run(file_input=job.id, configuration=CONFIG,
                                      polling_interval=0.1, backoff="constant", polling_timeout=30)
     assert classified.result.type == "contract"
+
+
+def test_list_versions(client):
+    versions = client.parsing.list_versions()
+    for tier in ["fast", "cost_effective", "agentic", "agentic_plus"]:
+        assert getattr(versions.latest, tier) in getattr(versions, tier)
