@@ -12,6 +12,7 @@ mod hostile;
 mod logs;
 mod metrics;
 mod model;
+mod model_endpoints;
 mod openapi;
 mod replicas;
 mod restart;
