@@ -32,28 +32,26 @@ enum Command {
     },
     /// Classify files without a server; prints one JSON line per file.
     Classify(Box<cli::ClassifyArgs>),
-    /// Internal: extract a document's text in a sandboxed child process.
+    /// Internal: a sandboxed extraction child; serves documents named on stdin.
     #[command(hide = true)]
     Extract {
-        #[arg(long)]
-        input: PathBuf,
-        #[arg(long)]
-        output: PathBuf,
         #[command(flatten)]
         limits: document::ParseLimits,
+        /// CPU seconds each document may use.
+        #[arg(long)]
+        cpu_seconds: u64,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Extract {
-        input,
-        output,
         limits,
+        cpu_seconds,
     } = &cli.command
     {
-        // No runtime, no logging: the child only parses and writes its answer.
-        return match document::sandbox::run_child(input, output, limits) {
+        // No runtime, no logging: the child only parses and answers.
+        return match document::sandbox::run_child(limits, *cpu_seconds) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("extract: {error:#}");

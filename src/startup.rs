@@ -82,6 +82,10 @@ impl Application {
             Some(program) => Extractor::new(program, settings.limits.clone()),
             None => Extractor::current_exe(settings.limits.clone())?,
         };
+        // Extraction children start in the background, off the path to `/ready`.
+        let warm = extractor.clone();
+        let children = settings.worker.workers;
+        tokio::spawn(async move { warm.prewarm(children) });
         let fixtures = settings
             .classifier
             .fixtures
