@@ -45,6 +45,27 @@ step "PostgreSQL"
 ensure_postgres
 drop_test_databases
 
+step "test tools: schemathesis and moto's S3 server"
+mkdir -p target
+tools_venv=target/tools-venv
+tools_stamp="$tools_venv/.requirements"
+if [ ! -x "$tools_venv/bin/python" ] || ! cmp -s tests/tools/requirements.txt "$tools_stamp"; then
+  rm -rf "$tools_venv"
+  python3 -m venv "$tools_venv"
+  "$tools_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/tools/requirements.txt
+  cp tests/tools/requirements.txt "$tools_stamp"
+fi
+# A real S3-compatible server for tests/api/s3.rs, on a free port, stopped when this script ends.
+moto_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+"$tools_venv/bin/python" -m moto.server -H 127.0.0.1 -p "$moto_port" >target/moto.log 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$moto_port/')" 2>/dev/null && break
+  sleep 0.2
+done
+export CLASSIFYD_TEST_S3_ENDPOINT="http://127.0.0.1:$moto_port"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -98,14 +119,6 @@ CLASSIFYD_BIN="$PWD/target/debug/classifyd" "$venv_v1/bin/python" -m pytest test
 step "schemathesis: the server against its own openapi.yaml"
 # Generated requests (coverage, fuzzing, stateful sequences through the document's links)
 # against a fresh server; what is checked and what is left out, and why, is in the README.
-tools_venv=target/tools-venv
-tools_stamp="$tools_venv/.requirements"
-if [ ! -x "$tools_venv/bin/python" ] || ! cmp -s tests/tools/requirements.txt "$tools_stamp"; then
-  rm -rf "$tools_venv"
-  python3 -m venv "$tools_venv"
-  "$tools_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/tools/requirements.txt
-  cp tests/tools/requirements.txt "$tools_stamp"
-fi
 st_port_file="$(mktemp -u)"
 target/debug/classifyd serve --ephemeral --listen 127.0.0.1:0 --port-file "$st_port_file" \
   --api-keys "" 2>target/schemathesis-server.log &

@@ -25,6 +25,11 @@ pub struct Settings {
     #[arg(long, env = "CLASSIFYD_EPHEMERAL", default_value_t = false)]
     pub ephemeral: bool,
 
+    /// Where uploaded files live: empty for `<data dir>/blobs`, or `s3://bucket/prefix` for an
+    /// S3-compatible store configured by the usual `AWS_*` variables.
+    #[arg(long, env = "CLASSIFYD_BLOB_URL")]
+    pub blob_url: Option<String>,
+
     /// `postgres://…` or `sqlite://…`; default: an SQLite file in the data directory.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,

@@ -65,7 +65,13 @@ impl Application {
         .context("cannot connect to the database")?;
         store.migrate().await.context("database migration failed")?;
 
-        let blobs = BlobStore::local(&settings.data_dir.join("blobs")).await?;
+        let blobs = BlobStore::from_url(
+            settings.blob_url.as_deref(),
+            &settings.data_dir.join("blobs"),
+        )
+        .await
+        .context("cannot set up the blob store")?;
+        tracing::info!(blobs = ?blobs, "blob store");
         let secret = match &settings.secret {
             Some(secret) => secret.clone(),
             None => {

@@ -10,7 +10,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio_util::io::ReaderStream;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
@@ -411,7 +410,7 @@ async fn download(
         .get_file_by_id(&file_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("File {file_id} not found")))?;
-    let body = Body::from_stream(ReaderStream::new(state.blobs.open(&file.blob_key).await?));
+    let body = Body::from_stream(state.blobs.open(&file.blob_key).await?);
     let disposition = format!(
         "attachment; filename=\"{}\"",
         file.name.replace(['"', '\\'], "_")

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::blob::BlobStore;
+use crate::blob::{BlobError, BlobStore};
 use crate::classifier::config::ClassifyConfiguration;
 use crate::classifier::scripted::DocumentFacts;
 use crate::monitoring::{self, TaskEnd};
@@ -216,11 +216,23 @@ impl Worker {
                 .await
             }
             (None, Some(file)) => {
-                let path = self.blobs.local_path(&file.blob_key);
+                let blob = match self.blobs.fetch(&file.blob_key).await {
+                    Ok(blob) => blob,
+                    Err(BlobError::NotFound(_)) => {
+                        return failed(format!(
+                            "The content of file {} is missing from the blob store.",
+                            file.id
+                        ))
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "could not read the file from the blob store; the lease will expire and it will run again");
+                        return None;
+                    }
+                };
                 tokio::time::timeout(
                     timeout,
                     self.pipeline
-                        .classify_file(&path, &facts, rules, &selection),
+                        .classify_file(blob.path(), &facts, rules, &selection),
                 )
                 .await
             }

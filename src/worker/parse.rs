@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::blob::BlobError;
 use crate::document::{Document, DocumentKind, PageSelection};
 use crate::store::{ClaimedTask, JobRecord, ParseOptions, ParsedPage, ParsedText, TaskOutcome};
 
@@ -44,9 +45,22 @@ impl Worker {
                 return None;
             }
         };
-        let path = self.blobs.local_path(&file.blob_key);
+        let blob = match self.blobs.fetch(&file.blob_key).await {
+            Ok(blob) => blob,
+            Err(BlobError::NotFound(_)) => {
+                return failed(format!(
+                    "The content of file {} is missing from the blob store.",
+                    file.id
+                ))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not read the file from the blob store; the lease will expire and it will run again");
+                return None;
+            }
+        };
         let timeout = Duration::from_secs(self.settings.task_timeout_seconds);
-        match tokio::time::timeout(timeout, self.pipeline.extract_pages(&path, &selection)).await {
+        let extract = self.pipeline.extract_pages(blob.path(), &selection);
+        match tokio::time::timeout(timeout, extract).await {
             Err(_) => failed(format!(
                 "Parsing took longer than the limit of {} s (CLASSIFYD_TASK_TIMEOUT_SECONDS).",
                 self.settings.task_timeout_seconds

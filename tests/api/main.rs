@@ -16,4 +16,5 @@ mod model_endpoints;
 mod openapi;
 mod replicas;
 mod restart;
+mod s3;
 mod shutdown;
