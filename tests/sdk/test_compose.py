@@ -67,7 +67,7 @@ def test_optional_profiles_are_wired():
     env = _environment(SERVICES["classifyd"])
     assert _default(env["CLASSIFYD_OPENAI_BASE_URL"]) == "http://ollama:11434/v1"
     assert _default(env["AWS_ENDPOINT_URL"]) == "http://minio:9000"
-    bucket = re.search(r"mc mb --ignore-existing local/(\S+)", str(SERVICES["minio-bucket"]["command"]))
+    bucket = re.search(r"mc mb --ignore-existing local/([a-z0-9.-]+)", str(SERVICES["minio-bucket"]["command"]))
     assert bucket, "the s3 profile creates a bucket"
     header = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
     assert f"CLASSIFYD_BLOB_URL=s3://{bucket.group(1)}/" in header, "the usage line names that bucket"
