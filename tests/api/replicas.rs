@@ -46,23 +46,55 @@ async fn create(client: &reqwest::Client, base: &str, file_id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_run_every_job_exactly_once() {
+    run_replicas(None).await;
+}
+
+/// The same with nothing shared on disk: each replica has its own data directory and the files
+/// live in one S3 bucket (moto), as with replicas on different machines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_an_s3_bucket() {
+    let Some(endpoint) = crate::s3::endpoint() else {
+        return;
+    };
+    run_replicas(Some(endpoint)).await;
+}
+
+async fn run_replicas(s3_endpoint: Option<String>) {
     let data_dir = tempfile::tempdir().unwrap();
     let Some(url) = database_url(StoreKind::Postgres, data_dir.path()).await else {
         return;
     };
-    let data = data_dir.path().display().to_string();
-    let args = [
-        "--data-dir",
-        &data,
-        "--database-url",
-        &url,
-        "--workers",
-        "4",
-    ];
-    let replicas = [
-        ServerProcess::spawn(&args, &[]),
-        ServerProcess::spawn(&args, &[]),
-    ];
+    let own_dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut blob_url = String::new();
+    let mut env = Vec::new();
+    if let Some(endpoint) = &s3_endpoint {
+        let bucket = crate::s3::create_bucket(endpoint).await;
+        blob_url = format!("s3://{bucket}/replicas");
+        env = crate::s3::s3_env(endpoint);
+    }
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let replicas: Vec<ServerProcess> = own_dirs
+        .iter()
+        .map(|own| {
+            let data = if s3_endpoint.is_some() {
+                own.path().display().to_string()
+            } else {
+                data_dir.path().display().to_string()
+            };
+            let mut args = vec![
+                "--data-dir",
+                &data,
+                "--database-url",
+                &url,
+                "--workers",
+                "4",
+            ];
+            if s3_endpoint.is_some() {
+                args.extend_from_slice(&["--blob-url", &blob_url]);
+            }
+            ServerProcess::spawn(&args, &envs)
+        })
+        .collect();
     let client = reqwest::Client::new();
     // Files uploaded to one replica are readable by the other's workers (one blob store).
     let invoice = upload(&client, &replicas[0].base, "invoice.txt", INVOICE_TEXT).await;

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::common::pdf::INVOICE_TEXT;
 use crate::common::server::{database_url, rules, wait_terminal, ServerProcess, StoreKind};
 
-fn endpoint() -> Option<String> {
+pub fn endpoint() -> Option<String> {
     match std::env::var("CLASSIFYD_TEST_S3_ENDPOINT") {
         Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
         _ if std::env::var("CI").as_deref() == Ok("true") => {
@@ -42,7 +42,7 @@ async fn keys(client: &reqwest::Client, endpoint: &str, bucket: &str, prefix: &s
         .collect()
 }
 
-fn s3_env(endpoint: &str) -> Vec<(&'static str, String)> {
+pub fn s3_env(endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_ACCESS_KEY_ID", "testing".into()),
         ("AWS_SECRET_ACCESS_KEY", "testing".into()),
@@ -52,12 +52,10 @@ fn s3_env(endpoint: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn files_live_in_the_bucket() {
-    let Some(endpoint) = endpoint() else { return };
-    let client = reqwest::Client::new();
+/// A new, empty bucket; returns its name.
+pub async fn create_bucket(endpoint: &str) -> String {
     let bucket = format!("classifyd-{}", uuid::Uuid::new_v4().simple());
-    let created = client
+    let created = reqwest::Client::new()
         .put(format!("{endpoint}/{bucket}"))
         .send()
         .await
@@ -67,6 +65,14 @@ async fn files_live_in_the_bucket() {
         "create bucket: {}",
         created.status()
     );
+    bucket
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_live_in_the_bucket() {
+    let Some(endpoint) = endpoint() else { return };
+    let client = reqwest::Client::new();
+    let bucket = create_bucket(&endpoint).await;
 
     let data_dir = tempfile::tempdir().unwrap();
     let data = data_dir.path().display().to_string();
