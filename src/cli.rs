@@ -106,7 +106,7 @@ async fn classify_one(
         project_id: "cli",
     };
     let output = pipeline
-        .classify_file(path, &facts, rules, selection)
+        .classify_file(path, &facts, rules, selection, false)
         .await
         .map_err(|e| e.to_string())?;
     Ok(json!({

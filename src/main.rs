@@ -41,6 +41,17 @@ enum Command {
         #[arg(long)]
         cpu_seconds: u64,
     },
+    /// Internal: render PDF pages to PNG in a sandboxed child process (MULTIMODAL mode).
+    #[command(hide = true)]
+    Render {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        /// 1-based page numbers, comma-separated.
+        #[arg(long)]
+        pages: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -55,6 +66,20 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("extract: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Command::Render {
+        input,
+        output,
+        pages,
+    } = &cli.command
+    {
+        return match document::render::run_child(input, output, pages) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("render: {error:#}");
                 ExitCode::FAILURE
             }
         };
@@ -108,7 +133,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::from(2)
             })
         }
-        Command::Extract { .. } => unreachable!("handled before the runtime starts"),
+        Command::Extract { .. } | Command::Render { .. } => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! one-shot CLI and (later) the synchronous endpoints, so all of them answer alike.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -10,8 +11,9 @@ use crate::classifier::scripted::{DocumentFacts, Fixtures, ScriptedOutcome};
 use crate::classifier::{
     Answer, Classification, Classifier, ClassifierError, ModelUsage, PageText, Rule,
 };
+use crate::document::render::{image_media_type, PageImage, Renderer};
 use crate::document::sandbox::Extractor;
-use crate::document::{Document, DocumentError, PageSelection};
+use crate::document::{Document, DocumentError, DocumentKind, PageSelection};
 use crate::monitoring;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,8 @@ pub enum PipelineError {
     /// A fixture asked for this failure.
     #[error("{0}")]
     Scripted(String),
+    #[error("Mode MULTIMODAL needs a vision model: run the server with CLASSIFYD_CLASSIFIER=openai (and CLASSIFYD_VISION_MODEL if the text model cannot read images), or use mode FAST.")]
+    NoVision,
 }
 
 /// What classifying one document produced.
@@ -56,6 +60,8 @@ pub struct Pipeline {
     extractor: Extractor,
     classifier: Classifier,
     fixtures: Option<Fixtures>,
+    /// Page images for MULTIMODAL mode; without it that mode is refused.
+    renderer: Option<Renderer>,
 }
 
 impl Pipeline {
@@ -64,7 +70,19 @@ impl Pipeline {
             extractor,
             classifier,
             fixtures,
+            renderer: None,
         }
+    }
+
+    /// Enables MULTIMODAL mode (with a backend that sees images).
+    pub fn with_renderer(mut self, renderer: Renderer) -> Self {
+        self.renderer = Some(renderer);
+        self
+    }
+
+    /// Whether jobs in mode MULTIMODAL can run here.
+    pub fn multimodal(&self) -> bool {
+        self.renderer.is_some() && self.classifier.sees_images()
     }
 
     /// The fixture matching the document, after its delay; its `fail` ends the work here.
@@ -102,8 +120,14 @@ impl Pipeline {
         facts: &DocumentFacts<'_>,
         rules: &[Rule],
         selection: &PageSelection,
+        multimodal: bool,
     ) -> Result<PipelineOutput, PipelineError> {
         let scripted = self.scripted_outcome(facts, rules).await?;
+        if multimodal {
+            return self
+                .classify_multimodal(path, scripted, rules, selection)
+                .await;
+        }
         let document = self.extract(path).await?;
         self.classify_extracted(&document, scripted, rules, selection)
             .await
@@ -165,6 +189,7 @@ impl Pipeline {
                     .map(|(number, text)| PageText {
                         number,
                         text: text.to_string(),
+                        image: None,
                     })
                     .collect();
                 self.classifier.classify(rules, pages).await?
@@ -179,6 +204,99 @@ impl Pipeline {
         Ok(PipelineOutput {
             classification: answer.classification,
             page_count: document.pages.len(),
+            pages_used,
+            usage: answer.usage,
+        })
+    }
+
+    /// MULTIMODAL: the selected pages as images (PDF pages rendered, PNG/JPEG uploads as they
+    /// are) together with whatever text they have, for a vision model.
+    async fn classify_multimodal(
+        &self,
+        path: &Path,
+        scripted: Option<ScriptedOutcome>,
+        rules: &[Rule],
+        selection: &PageSelection,
+    ) -> Result<PipelineOutput, PipelineError> {
+        let mut head = [0u8; 16];
+        let read = {
+            use tokio::io::AsyncReadExt;
+            let mut file = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| DocumentError::Unsupported(format!("unreadable file ({e})")))?;
+            file.read(&mut head).await.unwrap_or(0)
+        };
+        let (page_count, pages) = if let Some(media_type) = image_media_type(&head[..read]) {
+            let numbers = selection.resolve(1).map_err(DocumentError::PageSelection)?;
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|e| DocumentError::Unsupported(format!("unreadable file ({e})")))?;
+            let image = PageImage {
+                media_type,
+                bytes: Arc::new(bytes),
+            };
+            let pages = numbers
+                .into_iter()
+                .map(|number| PageText {
+                    number,
+                    text: String::new(),
+                    image: Some(image.clone()),
+                })
+                .collect::<Vec<_>>();
+            (1, pages)
+        } else {
+            let document = self.extract(path).await.map_err(|e| match e {
+                DocumentError::Image(kind) => DocumentError::Unsupported(format!(
+                    "a {kind} image; mode MULTIMODAL reads PNG and JPEG images, so convert it to one of those"
+                )),
+                other => other,
+            })?;
+            let numbers = selection
+                .resolve(document.pages.len())
+                .map_err(DocumentError::PageSelection)?;
+            let mut images = vec![None; numbers.len()];
+            if let (DocumentKind::Pdf, Some(renderer)) = (document.kind, &self.renderer) {
+                if scripted.as_ref().and_then(|s| s.result.as_ref()).is_none() {
+                    let first: Vec<usize> =
+                        numbers.iter().copied().take(renderer.max_pages()).collect();
+                    let rendered = renderer.render_pdf_pages(path, &first).await?;
+                    for (slot, image) in images.iter_mut().zip(rendered) {
+                        *slot = Some(image);
+                    }
+                }
+            }
+            let pages: Vec<PageText> = numbers
+                .into_iter()
+                .zip(images)
+                .map(|(number, image)| PageText {
+                    number,
+                    text: document.pages[number - 1].clone(),
+                    image,
+                })
+                .collect();
+            if pages
+                .iter()
+                .all(|p| p.image.is_none() && p.text.trim().is_empty())
+            {
+                return Err(DocumentError::NoText.into());
+            }
+            (document.pages.len(), pages)
+        };
+        let pages_used = pages.len();
+        let answer = match scripted {
+            Some(ScriptedOutcome {
+                result: Some(result),
+                ..
+            }) => Answer {
+                classification: result,
+                usage: ModelUsage::default(),
+            },
+            _ if !self.multimodal() => return Err(PipelineError::NoVision),
+            _ => self.classifier.classify(rules, pages).await?,
+        };
+        Ok(PipelineOutput {
+            classification: answer.classification,
+            page_count,
             pages_used,
             usage: answer.usage,
         })
@@ -224,6 +342,7 @@ impl Pipeline {
                 let page = PageText {
                     number: index + 1,
                     text,
+                    image: None,
                 };
                 let answer = self.classifier.classify(rules, vec![page]).await?;
                 Ok::<_, PipelineError>(PageOutcome {

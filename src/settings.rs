@@ -181,6 +181,15 @@ pub struct ModelSettings {
     #[arg(long, env = "CLASSIFYD_MODEL", default_value = "gpt-4o-mini")]
     pub model: String,
 
+    /// Model for MULTIMODAL mode (page images); default: the text model.
+    #[arg(long, env = "CLASSIFYD_VISION_MODEL")]
+    pub vision_model: Option<String>,
+
+    /// Pages sent as images per document in MULTIMODAL mode (the first selected ones; the
+    /// rest go as text only).
+    #[arg(long, env = "CLASSIFYD_VISION_MAX_PAGES", default_value_t = 8)]
+    pub vision_max_pages: usize,
+
     /// Timeout of one request to the model.
     #[arg(long, env = "CLASSIFYD_MODEL_TIMEOUT_SECONDS", default_value_t = 60)]
     pub model_timeout_seconds: u64,

@@ -13,6 +13,7 @@ use crate::api::{self, AppState, Signer};
 use crate::blob::BlobStore;
 use crate::classifier::scripted::Fixtures;
 use crate::classifier::Classifier;
+use crate::document::render::Renderer;
 use crate::document::sandbox::Extractor;
 use crate::pipeline::Pipeline;
 use crate::settings::Settings;
@@ -84,10 +85,16 @@ impl Application {
             }
         };
 
-        let extractor = match extractor_program {
-            Some(program) => Extractor::new(program, settings.limits.clone()),
-            None => Extractor::current_exe(settings.limits.clone())?,
+        let program = match extractor_program {
+            Some(program) => program,
+            None => std::env::current_exe()?,
         };
+        let extractor = Extractor::new(program.clone(), settings.limits.clone());
+        let renderer = Renderer::new(
+            program,
+            settings.limits.clone(),
+            settings.classifier.model.vision_max_pages,
+        );
         // Extraction children start in the background, off the path to `/ready`.
         let warm = extractor.clone();
         let children = settings.worker.workers;
@@ -116,7 +123,8 @@ impl Application {
             _ => None,
         };
         let classifier = Classifier::from_settings(&settings.classifier)?;
-        let pipeline = Arc::new(Pipeline::new(extractor, classifier, fixtures));
+        let pipeline =
+            Arc::new(Pipeline::new(extractor, classifier, fixtures).with_renderer(renderer));
         let worker = Worker::new(
             store.clone(),
             blobs.clone(),

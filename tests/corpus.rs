@@ -160,6 +160,7 @@ async fn local_classifier_accuracy_on_the_labelled_corpus() {
                 .map(|(number, text)| PageText {
                     number,
                     text: text.to_string(),
+                    image: None,
                 })
                 .collect(),
             Err(DocumentError::NoText) => {

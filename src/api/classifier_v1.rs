@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::auth::Caller;
-use super::classify_v2::{page_size, validate_configuration, ConfigurationIn, RuleIn};
+use super::classify_v2::{check_mode, page_size, validate_configuration, ConfigurationIn, RuleIn};
 use super::error::{ApiError, ApiResult, FieldError};
 use super::extract::{ApiJson, ApiQuery};
 use super::AppState;
@@ -225,6 +225,7 @@ async fn create(
     let (Some(configuration), true) = (configuration, errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
+    check_mode(&state, &configuration, &["body"])?;
     for file_id in &file_ids {
         super::files::find(&state, &caller, file_id).await?;
     }

@@ -76,6 +76,7 @@ async fn create(
             validate_configuration(configuration, &["body", "configuration"])?
         }
     };
+    check_mode(&state, &configuration, &["body", "configuration"])?;
     let webhooks = super::webhook_configs::job_targets(
         &state,
         &caller,
@@ -124,6 +125,23 @@ async fn create(
         })
         .await?;
     Ok(Json(job_json(&job, false)))
+}
+
+/// MULTIMODAL needs a backend that sees page images; refuse it up front rather than fail later.
+pub(super) fn check_mode(
+    state: &AppState,
+    configuration: &ClassifyConfiguration,
+    base: &[&str],
+) -> ApiResult<()> {
+    if configuration.mode == "MULTIMODAL" && !state.pipeline.multimodal() {
+        let mut loc: Vec<Value> = base.iter().map(|p| json!(p)).collect();
+        loc.push(json!("mode"));
+        return Err(ApiError::validation(
+            loc,
+            "mode MULTIMODAL needs a vision model, and this server classifies with the local backend (set CLASSIFYD_CLASSIFIER=openai); use FAST",
+        ));
+    }
+    Ok(())
 }
 
 /// Exactly one of `file_input` and its deprecated aliases.
@@ -212,10 +230,10 @@ pub(super) fn validate_configuration(
         rules.push(Rule { label, description });
     }
     let mode = input.mode.clone().unwrap_or_else(|| "FAST".into());
-    if mode != "FAST" {
+    if mode != "FAST" && mode != "MULTIMODAL" {
         errors.push(FieldError::new(
             loc(&[json!("mode")]),
-            format!("mode {mode:?} is not supported by this server yet; use FAST"),
+            format!("mode {mode:?} is not one of FAST, MULTIMODAL"),
         ));
     }
     let parsing = input.parsing_configuration.clone();

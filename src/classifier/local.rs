@@ -439,6 +439,7 @@ mod tests {
         vec![PageText {
             number: 1,
             text: text.into(),
+            image: None,
         }]
     }
 

@@ -36,6 +36,8 @@ pub struct PageText {
     /// 1-based page number in the document.
     pub number: usize,
     pub text: String,
+    /// The page as an image (MULTIMODAL mode), for backends that see images.
+    pub image: Option<crate::document::render::PageImage>,
 }
 
 /// What a classification cost: the model's token counts (zero for the local backend).
@@ -86,6 +88,11 @@ impl Classifier {
                 anyhow::bail!("unknown classifier backend {other:?} (available: local, openai)")
             }
         }
+    }
+
+    /// Whether the backend reads page images (MULTIMODAL mode).
+    pub fn sees_images(&self) -> bool {
+        matches!(self, Self::OpenAi(_))
     }
 
     pub async fn classify(

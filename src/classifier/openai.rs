@@ -45,6 +45,8 @@ struct Inner {
     base_url: String,
     api_key: Option<String>,
     model: String,
+    /// For requests that carry page images.
+    vision_model: String,
     timeout: Duration,
     max_retries: u32,
     retry_base: Duration,
@@ -116,6 +118,13 @@ impl OpenAiClassifier {
                 base_url,
                 api_key,
                 model: settings.model.trim().to_string(),
+                vision_model: settings
+                    .vision_model
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or(settings.model.trim())
+                    .to_string(),
                 timeout,
                 max_retries: settings.model_max_retries,
                 retry_base: Duration::from_millis(settings.model_retry_base_ms),
@@ -134,6 +143,11 @@ impl OpenAiClassifier {
         let inner = &self.inner;
         let (pages, trimmed) = fit_to_budget(pages, inner.token_budget);
         let messages = messages(rules, &pages);
+        let model = if pages.iter().any(|p| p.image.is_some()) {
+            &inner.vision_model
+        } else {
+            &inner.model
+        };
         let mut usage = ModelUsage {
             trimmed,
             ..ModelUsage::default()
@@ -142,7 +156,7 @@ impl OpenAiClassifier {
         let mut retries = 0;
         loop {
             let (format, logprobs) = LADDER[level];
-            let body = request_body(&inner.model, &messages, rules, format, logprobs);
+            let body = request_body(model, &messages, rules, format, logprobs);
             usage.model_calls += 1;
             let outcome = {
                 let _permit = inner.limit.acquire().await;
@@ -185,7 +199,7 @@ impl OpenAiClassifier {
                     level += 1;
                 }
                 Failure::Refused(message) | Failure::Final(message) => {
-                    return Err(self.error(&message, usage.model_calls));
+                    return Err(self.error(model, &message, usage.model_calls));
                 }
                 Failure::Transient {
                     message,
@@ -196,7 +210,7 @@ impl OpenAiClassifier {
                         inner.limit.rate_limited();
                     }
                     if retries >= inner.max_retries {
-                        return Err(self.error(&message, usage.model_calls));
+                        return Err(self.error(model, &message, usage.model_calls));
                     }
                     let wait = backoff(inner.retry_base, retries, retry_after);
                     tracing::info!(%message, wait_ms = wait.as_millis() as u64, "model request failed; retrying");
@@ -294,7 +308,7 @@ impl OpenAiClassifier {
         excerpt(&message)
     }
 
-    fn error(&self, message: &str, calls: u64) -> ClassifierError {
+    fn error(&self, model: &str, message: &str, calls: u64) -> ClassifierError {
         let attempts = if calls == 1 {
             "1 request".to_string()
         } else {
@@ -303,7 +317,7 @@ impl OpenAiClassifier {
         ClassifierError::Model(format!(
             "The model endpoint {} (model {}) gave no usable answer after {attempts}; last: {message}",
             redact_url(&self.inner.base_url),
-            self.inner.model
+            model
         ))
     }
 }
@@ -474,17 +488,35 @@ fn messages(rules: &[Rule], pages: &[PageText]) -> Vec<Value> {
     system.push_str(
         "\nAnswer with JSON only: {\"type\": <one of the types above, or null>, \"confidence\": <0 to 1>, \"reasoning\": <one short sentence citing the evidence>}",
     );
-    let mut document = String::new();
-    for page in pages {
-        document.push_str(&format!(
-            "--- page {} ---\n{}\n",
-            page.number,
-            page.text.trim()
-        ));
-    }
+    let user = if pages.iter().any(|p| p.image.is_some()) {
+        // Vision: each page's text (if any) followed by its image.
+        let mut parts = Vec::new();
+        for page in pages {
+            let mut text = format!("--- page {} ---", page.number);
+            if !page.text.trim().is_empty() {
+                text.push('\n');
+                text.push_str(page.text.trim());
+            }
+            parts.push(json!({"type": "text", "text": text}));
+            if let Some(image) = &page.image {
+                parts.push(json!({"type": "image_url", "image_url": {"url": image.data_url()}}));
+            }
+        }
+        Value::Array(parts)
+    } else {
+        let mut document = String::new();
+        for page in pages {
+            document.push_str(&format!(
+                "--- page {} ---\n{}\n",
+                page.number,
+                page.text.trim()
+            ));
+        }
+        Value::String(document)
+    };
     vec![
         json!({"role": "system", "content": system}),
-        json!({"role": "user", "content": document}),
+        json!({"role": "user", "content": user}),
     ]
 }
 
@@ -955,6 +987,7 @@ mod tests {
         let page = |number: usize, words: usize| PageText {
             number,
             text: vec!["word"; words].join(" "),
+            image: None,
         };
         let (same, trimmed) = fit_to_budget(vec![page(1, 10)], 100);
         assert!(!trimmed);

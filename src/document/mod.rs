@@ -6,6 +6,7 @@ mod guard;
 mod office;
 pub mod pages;
 mod pdf;
+pub mod render;
 pub mod sandbox;
 mod text;
 
@@ -44,7 +45,7 @@ pub enum DocumentError {
     Empty,
     #[error("Unsupported file type: {0}.")]
     Unsupported(String),
-    #[error("The file is an image ({0}); images have no text layer and need mode MULTIMODAL, which this server does not offer yet.")]
+    #[error("The file is an image ({0}); images have no text layer: classify it with mode MULTIMODAL (a vision model reads PNG and JPEG).")]
     Image(String),
     #[error("The file is not a readable PDF: {0}.")]
     InvalidPdf(String),

@@ -283,7 +283,7 @@ async fn read_up_to(file: &mut tokio::fs::File, buffer: &mut [u8]) -> usize {
     filled
 }
 
-fn set_limit(
+pub(super) fn set_limit(
     resource: libc::__rlimit_resource_t,
     soft: libc::rlim_t,
     hard: libc::rlim_t,

@@ -231,8 +231,13 @@ impl Worker {
                 };
                 tokio::time::timeout(
                     timeout,
-                    self.pipeline
-                        .classify_file(blob.path(), &facts, rules, &selection),
+                    self.pipeline.classify_file(
+                        blob.path(),
+                        &facts,
+                        rules,
+                        &selection,
+                        configuration.mode == "MULTIMODAL",
+                    ),
                 )
                 .await
             }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::common::fake_model::{FakeModel, Reply};
-use crate::common::pdf::{CONTRACT_TEXT, INVOICE_TEXT};
-use crate::common::server::{StoreKind, TestApp};
+use crate::common::pdf::{pdf_with_pages, CONTRACT_TEXT, INVOICE_TEXT};
+use crate::common::server::{rules, StoreKind, TestApp};
 
 const KEY: &str = "sk-test-secret-4242";
 
@@ -382,4 +382,161 @@ async fn long_documents_are_trimmed_to_the_token_budget() {
 
     let job = classify_text(&app, "short.txt", INVOICE_TEXT).await;
     assert_eq!(usage(&app, &job).await["trimmed"], false);
+}
+
+/// A 1×1 PNG.
+const PNG: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
+
+fn png() -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(PNG)
+        .unwrap()
+}
+
+async fn multimodal_job(app: &TestApp, file_id: &str) -> Value {
+    let response = app
+        .create_job(json!({"file_input": file_id,
+            "configuration": {"rules": rules(), "mode": "MULTIMODAL"}}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let job: Value = response.json().await.unwrap();
+    app.wait_job(job["id"].as_str().unwrap()).await
+}
+
+/// The parts of the user message of a recorded request: (texts, image data URLs).
+fn parts(body: &Value) -> (Vec<String>, Vec<String>) {
+    let content = body["messages"][1]["content"]
+        .as_array()
+        .expect("content parts");
+    let texts = content
+        .iter()
+        .filter(|p| p["type"] == "text")
+        .map(|p| p["text"].as_str().unwrap().to_string())
+        .collect();
+    let images = content
+        .iter()
+        .filter(|p| p["type"] == "image_url")
+        .map(|p| p["image_url"]["url"].as_str().unwrap().to_string())
+        .collect();
+    (texts, images)
+}
+
+both_stores!(
+    multimodal_sends_rendered_pages_to_the_vision_model,
+    |kind| {
+        let model = FakeModel::start(|_, _| Reply::answer(Some("invoice"), 0.9)).await;
+        let Some(app) = with_model(kind, &model, &["--vision-model", "fake-vision"]).await else {
+            return;
+        };
+        // Page 2 is a scan: no text layer, but its image goes to the model.
+        let pdf = pdf_with_pages(&[&["INVOICE No. 7", "Total due: 10 EUR"], &[]]);
+        let file_id = app.upload("scan.pdf", pdf).await;
+        let job = multimodal_job(&app, &file_id).await;
+        assert_eq!(job["status"], "COMPLETED", "{job}");
+        assert_eq!(job["result"]["type"], "invoice");
+        assert_eq!(job["configuration"]["mode"], "MULTIMODAL");
+
+        let requests = model.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].body["model"], "fake-vision");
+        let (texts, images) = parts(&requests[0].body);
+        assert_eq!(images.len(), 2, "one image per page");
+        for url in &images {
+            let data = url
+                .strip_prefix("data:image/png;base64,")
+                .expect("a PNG data URL");
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .unwrap();
+            assert!(bytes.starts_with(b"\x89PNG"), "a real PNG");
+            assert!(bytes.len() > 1000, "a rendered page, {} bytes", bytes.len());
+        }
+        assert!(texts[0].contains("INVOICE No. 7"), "{texts:?}");
+        assert_eq!(texts[1], "--- page 2 ---");
+
+        let usage = usage(&app, &job).await;
+        assert_eq!(usage["pages_processed"], 2);
+        assert_eq!(usage["credits"], 4.0, "2 credits per page in MULTIMODAL");
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_uploads_need_multimodal() {
+    let model = FakeModel::start(|_, _| Reply::answer(Some("invoice"), 0.9)).await;
+    let app = with_model(StoreKind::Sqlite, &model, &[]).await.unwrap();
+    let file_id = app.upload("photo.png", png()).await;
+    let job = multimodal_job(&app, &file_id).await;
+    assert_eq!(job["status"], "COMPLETED", "{job}");
+    let (_, images) = parts(&model.requests()[0].body);
+    assert_eq!(images, vec![format!("data:image/png;base64,{PNG}")]);
+    assert_eq!(
+        model.requests()[0].body["model"],
+        "fake-model",
+        "no vision model set: the text model"
+    );
+
+    // FAST mode reads text only, and says what to do.
+    let job = app.wait_job(&app.classify(&file_id).await).await;
+    assert_eq!(job["status"], "FAILED", "{job}");
+    assert!(
+        job["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("mode MULTIMODAL"),
+        "{job}"
+    );
+    assert_eq!(model.requests().len(), 1, "FAST never asked the model");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_jobs_honour_multimodal() {
+    let model = FakeModel::start(|_, _| Reply::answer(Some("invoice"), 0.9)).await;
+    let app = with_model(StoreKind::Sqlite, &model, &[]).await.unwrap();
+    let file_id = app.upload("scan.png", png()).await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/classifier/jobs"))
+        .json(&json!({"file_ids": [file_id], "rules": rules(), "mode": "MULTIMODAL"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let job: Value = response.json().await.unwrap();
+    let id = job["id"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let job: Value = app
+            .client
+            .get(app.url(&format!("/api/v1/classifier/jobs/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["status"] != "PENDING" {
+            assert_eq!(job["status"], "SUCCESS", "{job}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, images) = parts(&model.requests()[0].body);
+    assert_eq!(images.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multimodal_is_refused_without_a_vision_backend() {
+    let app = TestApp::spawn(StoreKind::Sqlite, &[]).await.unwrap();
+    let file_id = app.upload("photo.png", png()).await;
+    let response = app
+        .create_job(json!({"file_input": file_id,
+            "configuration": {"rules": rules(), "mode": "MULTIMODAL"}}))
+        .await;
+    assert_eq!(response.status(), 422);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("CLASSIFYD_CLASSIFIER=openai"), "{text}");
 }
