@@ -330,16 +330,10 @@ async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = page_size(q.page_size)?;
-    let after = q
-        .page_token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            state
-                .signer
-                .read_page_token("classifier_v1", &caller.project_id, t)
-        })
-        .transpose()?;
+    let after =
+        state
+            .signer
+            .cursor_after("classifier_v1", &caller.project_id, q.page_token.as_deref())?;
     let page = state
         .store
         .list_jobs(

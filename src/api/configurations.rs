@@ -217,16 +217,11 @@ async fn list(
         name: q.name.filter(|n| !n.is_empty()),
         product_types: q.product_type,
     };
-    let after = q
-        .page_token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            state
-                .signer
-                .read_page_token("configurations", &caller.project_id, t)
-        })
-        .transpose()?;
+    let after = state.signer.cursor_after(
+        "configurations",
+        &caller.project_id,
+        q.page_token.as_deref(),
+    )?;
     let page = state
         .store
         .list_configurations(&caller.project_id, &filter, after.as_ref(), limit)

@@ -282,10 +282,9 @@ async fn list_page(
 ) -> ApiResult<Json<Value>> {
     let limit = super::classify_v2::page_size(page_size)?;
     let scope = format!("files:{:?}", filter.order);
-    let after = page_token
-        .filter(|t| !t.is_empty())
-        .map(|t| state.signer.read_page_token(&scope, &caller.project_id, t))
-        .transpose()?;
+    let after = state
+        .signer
+        .cursor_after(&scope, &caller.project_id, page_token)?;
     let page = state
         .store
         .list_files(&caller.project_id, filter, after.as_ref(), limit)

@@ -332,16 +332,10 @@ async fn list(
 ) -> ApiResult<Json<Value>> {
     let limit = page_size(q.page_size)?;
     let filter = list_filter(&q)?;
-    let after = q
-        .page_token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            state
-                .signer
-                .read_page_token("parse_v2", &caller.project_id, t)
-        })
-        .transpose()?;
+    let after =
+        state
+            .signer
+            .cursor_after("parse_v2", &caller.project_id, q.page_token.as_deref())?;
     let page = state
         .store
         .list_jobs(&caller.project_id, API, &filter, after.as_ref(), limit)

@@ -42,6 +42,20 @@ impl Signer {
         )
     }
 
+    /// The cursor a list request continues from: none for the first page (no token, or an
+    /// empty one, which some clients send), else the verified token's cursor.
+    pub fn cursor_after(
+        &self,
+        scope: &str,
+        project_id: &str,
+        token: Option<&str>,
+    ) -> Result<Option<Cursor>, ApiError> {
+        token
+            .filter(|t| !t.is_empty())
+            .map(|t| self.read_page_token(scope, project_id, t))
+            .transpose()
+    }
+
     pub fn read_page_token(
         &self,
         scope: &str,

@@ -304,16 +304,11 @@ async fn list_paginated(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = page_size(q.page_size)?;
-    let after = q
-        .page_token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            state
-                .signer
-                .read_page_token("webhook_configs", &caller.project_id, t)
-        })
-        .transpose()?;
+    let after = state.signer.cursor_after(
+        "webhook_configs",
+        &caller.project_id,
+        q.page_token.as_deref(),
+    )?;
     let page = state
         .store
         .list_webhook_configs(&caller.project_id, after.as_ref(), limit)
