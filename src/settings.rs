@@ -210,6 +210,16 @@ pub struct ModelSettings {
     /// documents keep the beginning of each selected page, the first pages the most.
     #[arg(long, env = "CLASSIFYD_TOKEN_BUDGET", default_value_t = 8000)]
     pub token_budget: usize,
+
+    /// Append every model exchange to this JSON-lines file, to be replayed later with
+    /// `CLASSIFYD_MODEL_REPLAY`. The API key is never written.
+    #[arg(long, env = "CLASSIFYD_MODEL_RECORD")]
+    pub model_record: Option<PathBuf>,
+
+    /// Answer model requests from a file written with `CLASSIFYD_MODEL_RECORD`, without
+    /// contacting the endpoint (no network, no key); a request not in it fails the job.
+    #[arg(long, env = "CLASSIFYD_MODEL_REPLAY")]
+    pub model_replay: Option<PathBuf>,
 }
 
 /// Requests this server makes to user-supplied URLs (document URLs, webhooks).

@@ -21,7 +21,7 @@ use super::error::{ApiError, ApiResult, FieldError};
 use super::files::{malformed, sanitize_name, too_large};
 use super::AppState;
 use crate::classifier::scripted::DocumentFacts;
-use crate::classifier::Rule;
+use crate::classifier::{ClassifierError, Rule};
 use crate::outbound::OutboundError;
 use crate::pipeline::PipelineError;
 
@@ -113,6 +113,10 @@ async fn classify(
             }
             PipelineError::Scripted(message) => {
                 ApiError::validation(vec![json!("body"), json!("document")], message)
+            }
+            // The model endpoint (or its recording) had no answer: say which and why.
+            PipelineError::Classifier(ClassifierError::Model(message)) => {
+                ApiError::Unavailable(message)
             }
             other => ApiError::Internal(other.into()),
         })?;

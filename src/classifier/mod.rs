@@ -5,6 +5,7 @@ pub mod config;
 mod lexicon;
 pub mod local;
 pub mod openai;
+mod recording;
 pub mod scripted;
 
 use serde::{Deserialize, Serialize};
@@ -80,7 +81,13 @@ pub enum Classifier {
 impl Classifier {
     pub fn from_settings(settings: &ClassifierSettings) -> anyhow::Result<Self> {
         match settings.backend.as_str() {
-            "local" => Ok(Self::Local(local::LocalClassifier::default())),
+            "local" => {
+                anyhow::ensure!(
+                    settings.model.model_record.is_none() && settings.model.model_replay.is_none(),
+                    "CLASSIFYD_MODEL_RECORD and CLASSIFYD_MODEL_REPLAY record the openai backend's model exchanges; the local classifier has none (set CLASSIFYD_CLASSIFIER=openai)"
+                );
+                Ok(Self::Local(local::LocalClassifier::default()))
+            }
             "openai" => Ok(Self::OpenAi(openai::OpenAiClassifier::new(
                 &settings.model,
             )?)),

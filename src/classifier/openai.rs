@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+use super::recording::{Recorder, Tape};
 use super::{Answer, Classification, ClassifierError, ModelUsage, PageText, Rule};
 use crate::settings::ModelSettings;
 
@@ -54,6 +55,8 @@ struct Inner {
     limit: AdaptiveLimit,
     /// Index into [`LADDER`] of the richest request format the endpoint has accepted so far.
     ladder: AtomicUsize,
+    /// Recording or replaying the exchanges (`CLASSIFYD_MODEL_RECORD` / `_REPLAY`).
+    tape: Option<Tape>,
 }
 
 /// Request formats from richest to plainest; see the module documentation.
@@ -83,6 +86,8 @@ enum Failure {
     Refused(String),
     /// Retrying cannot help (401, 403, 404, …).
     Final(String),
+    /// Replaying, and the recording has no answer to this request: try the next format.
+    Unrecorded(String),
 }
 
 impl OpenAiClassifier {
@@ -131,6 +136,10 @@ impl OpenAiClassifier {
                 token_budget: settings.token_budget.max(1),
                 limit: AdaptiveLimit::new(settings.model_concurrency.max(1)),
                 ladder: AtomicUsize::new(0),
+                tape: Tape::from_settings(
+                    settings.model_record.as_deref(),
+                    settings.model_replay.as_deref(),
+                )?,
             }),
         })
     }
@@ -152,7 +161,12 @@ impl OpenAiClassifier {
             trimmed,
             ..ModelUsage::default()
         };
-        let mut level = inner.ladder.load(Ordering::Relaxed);
+        // A replay walks every format from the richest: the recorded run may have reached a
+        // request's format in another order.
+        let mut level = match inner.tape {
+            Some(Tape::Replay(_)) => 0,
+            _ => inner.ladder.load(Ordering::Relaxed),
+        };
         let mut retries = 0;
         loop {
             let (format, logprobs) = LADDER[level];
@@ -201,6 +215,14 @@ impl OpenAiClassifier {
                 Failure::Refused(message) | Failure::Final(message) => {
                     return Err(self.error(model, &message, usage.model_calls));
                 }
+                Failure::Unrecorded(message) => {
+                    // Nothing was sent.
+                    usage.model_calls -= 1;
+                    if level + 1 == LADDER.len() {
+                        return Err(ClassifierError::Model(message));
+                    }
+                    level += 1;
+                }
                 Failure::Transient {
                     message,
                     retry_after,
@@ -223,6 +245,12 @@ impl OpenAiClassifier {
 
     async fn send(&self, body: &Value) -> Result<Value, Failure> {
         let inner = &self.inner;
+        if let Some(Tape::Replay(replay)) = &inner.tape {
+            let exchange = replay.lookup(body).ok_or_else(|| {
+                Failure::Unrecorded(replay.miss_message(body["model"].as_str().unwrap_or("")))
+            })?;
+            return self.read_response(exchange.status, None, &exchange.body);
+        }
         let mut request = inner
             .http
             .post(format!("{}/chat/completions", inner.base_url))
@@ -244,18 +272,35 @@ impl OpenAiClassifier {
             .text()
             .await
             .map_err(|e| self.transport_failure(e))?;
-        if status.is_success() {
-            return serde_json::from_str(&text).map_err(|e| Failure::Transient {
+        if let Some(Tape::Record(recorder)) = &inner.tape {
+            if Recorder::keeps(status.as_u16()) {
+                recorder
+                    .record(body, status.as_u16(), &text)
+                    .map_err(Failure::Final)?;
+            }
+        }
+        self.read_response(status.as_u16(), retry_after, &text)
+    }
+
+    /// An endpoint's answer, live or replayed, as a response or a failure.
+    fn read_response(
+        &self,
+        status: u16,
+        retry_after: Option<Duration>,
+        text: &str,
+    ) -> Result<Value, Failure> {
+        if (200..300).contains(&status) {
+            return serde_json::from_str(text).map_err(|e| Failure::Transient {
                 message: format!(
                     "the endpoint's response is not JSON ({e}): {}",
-                    excerpt(&text)
+                    excerpt(text)
                 ),
                 retry_after: None,
                 rate_limited: false,
             });
         }
-        let message = format!("HTTP {}: {}", status.as_u16(), self.endpoint_message(&text));
-        Err(match status.as_u16() {
+        let message = format!("HTTP {status}: {}", self.endpoint_message(text));
+        Err(match status {
             429 => Failure::Transient {
                 message,
                 retry_after,
@@ -350,6 +395,7 @@ fn record_call(elapsed: Duration, outcome: &Result<Value, Failure>) {
         Err(Failure::Final(_)) => ModelCall::Error {
             kind: "client_error",
         },
+        Err(Failure::Unrecorded(_)) => ModelCall::Error { kind: "unrecorded" },
     };
     crate::monitoring::record_model_call("openai", elapsed, call);
 }

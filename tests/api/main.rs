@@ -14,6 +14,7 @@ mod metrics;
 mod model;
 mod model_endpoints;
 mod openapi;
+mod recording;
 mod replicas;
 mod restart;
 mod s3;

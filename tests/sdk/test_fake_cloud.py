@@ -1,9 +1,11 @@
-"""The fake cloud: scripted outcomes and API fault injection, driven through the official SDK.
+"""The fake cloud: scripted outcomes, API fault injection and model record/replay, driven
+through the official SDKs.
 
 One server per store runs with a fixtures file and fault injection enabled; the tests force
-results, failures and delays per document, and make creates answer 429/500 a set number of
+results, failures and delays per document, and make creates answer 429/500/503 a set number of
 times to observe the SDK's own retry behaviour (it retries 408, 409, 429 and >= 500, up to
-`max_retries`, honouring Retry-After).
+`max_retries`, honouring Retry-After). The record/replay test records the `openai` backend's
+exchanges with a small OpenAI-compatible stand-in for the model, stops it, and replays them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -68,6 +72,10 @@ def fixtures_document(forced_type: str = "contract") -> dict:
              "status": 429, "times": 1000},
             {"match": {"method": "POST", "path": "/api/v2/classify", "headers": {"x-test-case": "flaky"}},
              "status": 500, "times": 2},
+            {"match": {"method": "POST", "path": "/api/v2/classify", "headers": {"x-test-case": "unavailable"}},
+             "status": 503, "times": 2},
+            {"match": {"method": "POST", "path": "/v1/ade/classify", "headers": {"x-test-case": "ade-limited"}},
+             "status": 429, "retry_after_seconds": 1, "times": 2},
             {"match": {"path": "/api/v1/beta/files", "headers": {"x-test-case": "bad-once"}},
              "status": 400, "times": 1, "detail": "scripted bad request"},
         ],
@@ -214,6 +222,18 @@ def test_sdk_retries_500(fake_cloud):
     assert job.status == "PENDING", "the SDK retried the second scripted 500 and then got through"
 
 
+def test_sdk_retries_503(fake_cloud):
+    server, _ = fake_cloud
+    file_id = upload(client_for(server), "ordinary-6.txt")
+    with pytest.raises(InternalServerError) as raised:
+        client_for(server, max_retries=0, default_headers={"x-test-case": "unavailable"}).classify.create(
+            file_input=file_id, configuration={"rules": RULES})
+    assert raised.value.status_code == 503
+    job = client_for(server, max_retries=1, default_headers={"x-test-case": "unavailable"}).classify.create(
+        file_input=file_id, configuration={"rules": RULES})
+    assert job.status == "PENDING", "the SDK retried the second scripted 503 and then got through"
+
+
 def test_4xx_faults_are_not_retried(fake_cloud):
     server, _ = fake_cloud
     client = client_for(server, default_headers={"x-test-case": "bad-once"})
@@ -269,3 +289,84 @@ def test_page_level_scripted_failure_is_a_422(fake_cloud, tmp_path):
     document.write_bytes(THREE_PAGES)
     with ade_for(server) as ade, pytest.raises(UnprocessableEntityError, match="scanner jammed"):
         ade.classify(document=document, classes=ADE_CLASSES)
+
+
+def test_ade_sdk_retries_429_by_default(fake_cloud, tmp_path):
+    server, _ = fake_cloud
+    document = tmp_path / "paged-2.pdf"
+    document.write_bytes(THREE_PAGES)
+    client = LandingAIADE(apikey="key-a", base_url=server.base_url, timeout=30.0,
+                          default_headers={"x-test-case": "ade-limited"})
+    started = time.monotonic()
+    with client as ade:
+        response = ade.classify(document=document, classes=ADE_CLASSES)
+    elapsed = time.monotonic() - started
+    assert [p.reason for p in response.classification][0] == "scripted page 0"
+    assert elapsed >= 1.8, f"two 429s with Retry-After: 1 under the default 2 retries, took {elapsed:.2f}s"
+
+
+class _ReadingModel(BaseHTTPRequestHandler):
+    """An OpenAI-compatible chat endpoint that answers from the prompt's text."""
+
+    requests: list = []
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        type(self).requests.append(body)
+        prompt = json.dumps(body["messages"])
+        label = "invoice" if "INVOICE" in prompt else "contract" if "AGREEMENT" in prompt else None
+        content = json.dumps({"type": label, "confidence": 0.77, "reasoning": f"the stand-in model saw {label}"})
+        answer = json.dumps({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 10, "total_tokens": 60},
+        }).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_model_exchanges_recorded_once_replay_without_the_model(tmp_path):
+    model = ThreadingHTTPServer(("127.0.0.1", 0), _ReadingModel)
+    threading.Thread(target=model.serve_forever, daemon=True).start()
+    recording = tmp_path / "model-recording.jsonl"
+    documents = [("bill.txt", INVOICE), ("terms.txt", b"SERVICE AGREEMENT between ACME and Beta.\n")]
+
+    def classify_all(server):
+        client = client_for(server)
+        return [run(client, upload(client, name, content)) for name, content in documents]
+
+    def start(name, *args):
+        directory = tmp_path / name
+        directory.mkdir()
+        return _start_server("sqlite", directory, None, extra_args=(
+            "--classifier", "openai", "--model", "stand-in", *args))
+
+    server = start("record", "--openai-base-url", f"http://127.0.0.1:{model.server_port}/v1",
+                   "--openai-api-key", "sk-never-written", "--model-record", str(recording))
+    try:
+        recorded = classify_all(server)
+    finally:
+        _stop(server.process)
+        model.shutdown()
+        model.server_close()
+    assert [j.result.type for j in recorded] == ["invoice", "contract"]
+    lines = [json.loads(line) for line in recording.read_text().splitlines()]
+    assert len(lines) == len(_ReadingModel.requests) == 2
+    assert "sk-never-written" not in recording.read_text()
+
+    server = start("replay", "--model-replay", str(recording))
+    try:
+        replayed = classify_all(server)
+        assert [(j.status, j.result.type, j.result.confidence, j.result.reasoning) for j in replayed] == [
+            (j.status, j.result.type, j.result.confidence, j.result.reasoning) for j in recorded]
+        client = client_for(server)
+        with pytest.raises(PollingError, match="No recorded model exchange matched"):
+            run(client, upload(client, "memo.txt", b"Minutes of the staff meeting.\n"))
+    finally:
+        _stop(server.process)
