@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import httpx
 import pytest
 from llama_cloud.client import AsyncLlamaCloud, LlamaCloud
 from llama_cloud.core.api_error import ApiError
@@ -50,8 +51,12 @@ DOCUMENTS = {
     ),
 }
 
-# Files named slow-* take 1.5 s each in the server (scripted delay), to observe a running job.
-SERVER_ENV = {"CLASSIFYD_FIXTURES": str(Path(__file__).resolve().parents[1] / "fixtures" / "slow.json")}
+# Files named slow-* take 1.5 s each in the server (scripted delay), to observe a running job;
+# creates carrying an `x-test-case` header meet the scripted API faults of the same file.
+SERVER_ENV = {
+    "CLASSIFYD_FIXTURES": str(Path(__file__).resolve().parents[1] / "fixtures" / "v1-faults.json"),
+    "CLASSIFYD_ENABLE_FAULTS": "true",
+}
 SLOW_DELAY_S = 1.5
 
 TERMINAL = {StatusEnum.SUCCESS, StatusEnum.ERROR, StatusEnum.PARTIAL_SUCCESS, StatusEnum.CANCELLED}
@@ -262,3 +267,15 @@ def test_a_jobs_files_run_concurrently_and_report_pending_meanwhile(client, docu
     results = client.classifier.get_classification_job_results(job.id)
     assert [item.file_id for item in results.items] == ids
     assert {item.result.type for item in results.items} == {"invoice"}
+
+
+@pytest.mark.parametrize("case, status", [("v1-limited", 429), ("v1-unavailable", 503)])
+def test_the_v1_client_does_not_retry_api_faults(base_url, client, documents, case, status):
+    invoice = _upload(client, "invoice.txt", documents["invoice.txt"].read_bytes())
+    faulty = LlamaCloud(token="key-a", base_url=base_url,
+                        httpx_client=httpx.Client(timeout=30, headers={"x-test-case": case}))
+    with pytest.raises(ApiError) as caught:
+        faulty.classifier.create_classify_job(file_ids=[invoice.id], rules=RULES)
+    assert caught.value.status_code == status
+    # The fault was scripted once: a client that retried would have got through above.
+    assert faulty.classifier.create_classify_job(file_ids=[invoice.id], rules=RULES).id
