@@ -11,9 +11,10 @@ use sha2::{Digest, Sha256};
 use crate::classifier::config::ParsingConfiguration;
 use crate::classifier::scripted::{DocumentFacts, Fixtures};
 use crate::classifier::{Classifier, Rule};
+use crate::document::render::Renderer;
 use crate::document::sandbox::Extractor;
 use crate::document::PageSelection;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, PipelineError};
 use crate::settings::{ClassifierSettings, Limits};
 
 #[derive(Args, Debug)]
@@ -25,6 +26,11 @@ pub struct ClassifyArgs {
     /// Documents to classify.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+
+    /// `FAST` reads the text layer; `MULTIMODAL` also sends the pages as images to the vision
+    /// model (needs `--classifier openai`) and reads PNG and JPEG files.
+    #[arg(long, default_value = "FAST", value_parser = ["FAST", "MULTIMODAL"], ignore_case = true)]
+    pub mode: String,
 
     #[command(flatten)]
     pub limits: Limits,
@@ -67,14 +73,24 @@ pub async fn run(args: ClassifyArgs) -> anyhow::Result<bool> {
         .as_deref()
         .map(Fixtures::load)
         .transpose()?;
+    let renderer = Renderer::new(
+        std::env::current_exe()?,
+        args.limits.clone(),
+        args.classifier.model.vision_max_pages,
+    );
     let pipeline = Pipeline::new(
         Extractor::current_exe(args.limits)?,
         Classifier::from_settings(&args.classifier)?,
         fixtures,
-    );
+    )
+    .with_renderer(renderer);
+    let multimodal = args.mode.eq_ignore_ascii_case("MULTIMODAL");
+    if multimodal && !pipeline.multimodal() {
+        anyhow::bail!("{}", PipelineError::NoVision);
+    }
     let mut all_ok = true;
     for path in &args.files {
-        let line = match classify_one(&pipeline, path, &rules, &selection).await {
+        let line = match classify_one(&pipeline, path, &rules, &selection, multimodal).await {
             Ok(line) => line,
             Err(error) => {
                 all_ok = false;
@@ -91,6 +107,7 @@ async fn classify_one(
     path: &Path,
     rules: &[Rule],
     selection: &PageSelection,
+    multimodal: bool,
 ) -> Result<serde_json::Value, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read the file: {e}"))?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
@@ -106,7 +123,7 @@ async fn classify_one(
         project_id: "cli",
     };
     let output = pipeline
-        .classify_file(path, &facts, rules, selection, false)
+        .classify_file(path, &facts, rules, selection, multimodal)
         .await
         .map_err(|e| e.to_string())?;
     Ok(json!({

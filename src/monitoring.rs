@@ -76,6 +76,10 @@ fn describe() {
         "classifyd_model_tokens_total",
         "Model tokens by backend and kind (prompt, completion)"
     );
+    describe_counter!(
+        "classifyd_result_cache_total",
+        "Result cache look-ups by outcome (hit: answered without a model call; miss)"
+    );
     describe_histogram!(
         "classifyd_extraction_duration_seconds",
         Unit::Seconds,
@@ -149,6 +153,12 @@ pub fn record_model_call(backend: &'static str, elapsed: Duration, call: ModelCa
                 .increment(1);
         }
     }
+}
+
+/// One look-up in the result cache.
+pub fn record_result_cache(hit: bool) {
+    let outcome = if hit { "hit" } else { "miss" };
+    counter!("classifyd_result_cache_total", "outcome" => outcome).increment(1);
 }
 
 /// One document's text extraction.

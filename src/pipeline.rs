@@ -85,6 +85,25 @@ impl Pipeline {
         self.renderer.is_some() && self.classifier.sees_images()
     }
 
+    /// What decides the backend's answer besides the document and the question, for the
+    /// result cache; `None` when answers are not cached (the local backend).
+    pub fn cache_identity(&self, multimodal: bool) -> Option<String> {
+        let identity = self.classifier.cache_identity(multimodal)?;
+        Some(match (&self.renderer, multimodal) {
+            (Some(renderer), true) => {
+                format!("{identity} vision_max_pages={}", renderer.max_pages())
+            }
+            _ => identity,
+        })
+    }
+
+    /// Whether a fixture scripts this document's outcome (such outcomes are never cached).
+    pub fn is_scripted(&self, facts: &DocumentFacts<'_>, rules: &[Rule]) -> bool {
+        self.fixtures
+            .as_ref()
+            .is_some_and(|f| f.outcome_for(facts, rules).is_some())
+    }
+
     /// The fixture matching the document, after its delay; its `fail` ends the work here.
     async fn scripted_outcome(
         &self,

@@ -106,6 +106,11 @@ pub struct WorkerSettings {
     /// for another replica. The default fits inside docker's 10 s stop timeout.
     #[arg(long, env = "CLASSIFYD_SHUTDOWN_GRACE_SECONDS", default_value_t = 8)]
     pub shutdown_grace_seconds: u64,
+
+    /// Keep model answers in the database and answer the same question (document content,
+    /// rules, mode, pages, model) from there instead of paying for it again.
+    #[arg(long, env = "CLASSIFYD_RESULT_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub result_cache: bool,
 }
 
 /// Bounds on untrusted input; every one of them is named in the error a user sees.

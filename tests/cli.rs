@@ -90,3 +90,63 @@ fn a_bad_rules_file_is_an_error_with_a_message() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("rules file"));
 }
+
+/// `--mode MULTIMODAL` sends the pages as images to the vision model; FAST cannot read an
+/// image, and MULTIMODAL without a model backend is refused before any file is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mode_multimodal_sends_images_to_the_model() {
+    use common::fake_model::{FakeModel, Reply};
+
+    let model = FakeModel::start(|_, _| Reply::answer(Some("invoice"), 0.9)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.json");
+    std::fs::write(
+        &rules,
+        serde_json::to_vec(&common::server::rules()).unwrap(),
+    )
+    .unwrap();
+    let image = dir.path().join("scan.png");
+    use base64::Engine;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=")
+        .unwrap();
+    std::fs::write(&image, png).unwrap();
+    let url = model.url.clone();
+    let run = move |mode: &'static str, backend: &'static str| {
+        let (rules, image, url) = (rules.clone(), image.clone(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            Command::new(common::server::classifyd_bin())
+                .env_remove("CLASSIFYD_CLASSIFIER")
+                .args(["classify", "--mode", mode, "--classifier", backend])
+                .args(["--openai-base-url", &url, "--model", "fake-vision"])
+                .arg("--rules")
+                .arg(&rules)
+                .arg(&image)
+                .output()
+                .unwrap()
+        })
+    };
+
+    let output = run("multimodal", "openai").await.unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let line: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(line["type"], "invoice", "{line}");
+    let requests = model.requests();
+    assert_eq!(requests.len(), 1);
+    let parts = requests[0].body["messages"][1]["content"].to_string();
+    assert!(parts.contains("data:image/png;base64,"), "{parts}");
+
+    let output = run("FAST", "openai").await.unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let line: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        line["error"].as_str().unwrap().contains("MULTIMODAL"),
+        "{line}"
+    );
+    assert_eq!(model.requests().len(), 1, "FAST sends an image nowhere");
+
+    let output = run("MULTIMODAL", "local").await.unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("CLASSIFYD_CLASSIFIER=openai"), "{stderr}");
+}

@@ -197,3 +197,110 @@ async fn local_classifier_accuracy_on_the_labelled_corpus() {
         "accuracy {accuracy:.2} fell below the floor"
     );
 }
+
+/// Characters of a chat request's messages (text content and text parts).
+fn message_chars(body: &serde_json::Value) -> usize {
+    let Some(messages) = body["messages"].as_array() else {
+        return 0;
+    };
+    messages
+        .iter()
+        .map(|message| match &message["content"] {
+            serde_json::Value::String(text) => text.chars().count(),
+            serde_json::Value::Array(parts) => parts
+                .iter()
+                .filter_map(|part| part["text"].as_str())
+                .map(|text| text.chars().count())
+                .sum(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Prompts are no longer than they need to be: every labelled corpus document goes through the
+/// pipeline to the fake model with the default token budget, and the prompt of each request is
+/// measured as its messages' characters / 4 (the budget's own measure; GPT tokenizers average
+/// about 4.2 characters per token on English). Each prompt must stay within the budget plus the
+/// rules and the page headers. The figures are in BENCHMARKS.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_tokens_per_classification_on_the_corpus() {
+    use classifyd::classifier::scripted::DocumentFacts;
+    use classifyd::classifier::Classifier;
+    use classifyd::pipeline::Pipeline;
+    use common::fake_model::{FakeModel, Reply};
+
+    let Some(dir) = corpus_dir() else { return };
+    let model = FakeModel::start(|_, _| Reply::answer(None, 0.5)).await;
+    let settings = common::server::settings(&[
+        "--classifier",
+        "openai",
+        "--openai-base-url",
+        &model.url,
+        "--model",
+        "fake-model",
+    ]);
+    let budget = settings.classifier.model.token_budget;
+    let classifier = Classifier::from_settings(&settings.classifier).unwrap();
+    let pipeline = Pipeline::new(extractor(), classifier, None);
+    let rules = corpus_rules();
+    let mut prompts = Vec::new();
+    let mut instructions = 0;
+    for (file, label) in labels(&dir) {
+        if label == "malformed" {
+            continue;
+        }
+        let facts = DocumentFacts {
+            file_name: &file,
+            file_id: &file,
+            sha256: "",
+            project_id: "corpus",
+        };
+        let asked = model.requests().len();
+        let outcome = pipeline
+            .classify_file(
+                &dir.join(&file),
+                &facts,
+                &rules,
+                &PageSelection::default(),
+                false,
+            )
+            .await;
+        let requests = model.requests();
+        match outcome {
+            Ok(output) => {
+                assert_eq!(requests.len(), asked + 1, "{file}: one request");
+                let body = &requests[asked].body;
+                let tokens = message_chars(body).div_ceil(4);
+                let system = message_chars(&serde_json::json!({"messages": [body["messages"][0]]}));
+                // The budget covers the pages' text; the rules and a header per page come on top.
+                let bound = budget + system.div_ceil(4) + 8 * output.pages_used;
+                assert!(
+                    tokens <= bound,
+                    "{file}: {tokens} prompt tokens, more than the bound {bound}"
+                );
+                instructions = system.div_ceil(4);
+                prompts.push((file, tokens, output.usage.trimmed));
+            }
+            // Documents without a text layer make no request (they need MULTIMODAL).
+            Err(error) => assert_eq!(requests.len(), asked, "{file}: {error}"),
+        }
+    }
+    assert!(!prompts.is_empty(), "no corpus document reached the model");
+    let total: usize = prompts.iter().map(|(_, tokens, _)| tokens).sum();
+    let max = prompts.iter().map(|(_, tokens, _)| *tokens).max().unwrap();
+    let trimmed = prompts.iter().filter(|(_, _, trimmed)| *trimmed).count();
+    let mut sorted: Vec<usize> = prompts.iter().map(|(_, tokens, _)| *tokens).collect();
+    sorted.sort_unstable();
+    println!(
+        "prompt tokens per classification (chars/4, budget {budget}): {} documents, mean {}, median {}, max {max}, of which {instructions} the rules and instructions; {trimmed} trimmed to the budget",
+        prompts.len(),
+        total / prompts.len(),
+        sorted[sorted.len() / 2],
+    );
+    for (file, tokens, trimmed) in &prompts {
+        println!(
+            "  {file}: {tokens}{}",
+            if *trimmed { " (trimmed)" } else { "" }
+        );
+    }
+}

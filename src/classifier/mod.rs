@@ -53,6 +53,9 @@ pub struct ModelUsage {
     /// How the confidence was obtained: `logprobs` or `stated` (model backends only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence_source: Option<String>,
+    /// Whether the answer came from the result cache (no model call; the token counts are 0).
+    #[serde(default)]
+    pub cached: bool,
 }
 
 /// A classification and what it cost.
@@ -94,6 +97,16 @@ impl Classifier {
             other => {
                 anyhow::bail!("unknown classifier backend {other:?} (available: local, openai)")
             }
+        }
+    }
+
+    /// What, besides the document and the question, decides a model's answer (endpoint,
+    /// model, prompt, budget), for the result cache; `None` for backends not worth caching
+    /// (the local one costs nothing).
+    pub fn cache_identity(&self, multimodal: bool) -> Option<String> {
+        match self {
+            Self::Local(_) => None,
+            Self::OpenAi(model) => Some(model.cache_identity(multimodal)),
         }
     }
 

@@ -33,6 +33,9 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How much of an endpoint's error body goes into a job's `error_message`.
 const MAX_ERROR_CHARS: usize = 300;
+/// Part of the result cache's key: change it whenever the prompt or the request changes in a
+/// way that could change answers, so that answers to the old prompt are not served.
+const PROMPT_VERSION: u32 = 1;
 
 #[derive(Debug, Clone)]
 pub struct OpenAiClassifier {
@@ -142,6 +145,23 @@ impl OpenAiClassifier {
                 )?,
             }),
         })
+    }
+
+    /// The endpoint, model, prompt version and token budget, as the result cache keys them.
+    pub fn cache_identity(&self, multimodal: bool) -> String {
+        let inner = &self.inner;
+        let model = if multimodal {
+            &inner.vision_model
+        } else {
+            &inner.model
+        };
+        json!({
+            "base_url": redact_url(&inner.base_url),
+            "model": model,
+            "prompt": PROMPT_VERSION,
+            "token_budget": inner.token_budget,
+        })
+        .to_string()
     }
 
     pub async fn classify(

@@ -4,6 +4,7 @@
 //! On shutdown the loops stop claiming, running tasks get a grace period to finish, and the
 //! ones still running after it are released to the queue for another replica.
 
+mod cache;
 mod parse;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tracing::Instrument;
 use crate::blob::{BlobError, BlobStore};
 use crate::classifier::config::ClassifyConfiguration;
 use crate::classifier::scripted::DocumentFacts;
+use crate::document::{Document, PageSelection};
 use crate::monitoring::{self, TaskEnd};
 use crate::pipeline::Pipeline;
 use crate::settings::WorkerSettings;
@@ -204,6 +206,29 @@ impl Worker {
                 project_id: &job.project_id,
             },
         };
+        let multimodal = configuration.mode == "MULTIMODAL";
+        let cache_key = self.cache_key(
+            &job.project_id,
+            &configuration,
+            &selection,
+            &facts,
+            parsed.as_ref(),
+            multimodal,
+        );
+        if let Some(key) = &cache_key {
+            let hit = match self.store.cached_result(key).await {
+                Ok(hit) => hit.and_then(cache::outcome),
+                Err(error) => {
+                    tracing::warn!(%error, "could not read the result cache; asking the model");
+                    None
+                }
+            };
+            monitoring::record_result_cache(hit.is_some());
+            if hit.is_some() {
+                tracing::info!("answered from the result cache");
+                return hit;
+            }
+        }
         let timeout = Duration::from_secs(self.settings.task_timeout_seconds);
         let rules = &configuration.rules;
         let run = match (&parsed, &file) {
@@ -231,13 +256,8 @@ impl Worker {
                 };
                 tokio::time::timeout(
                     timeout,
-                    self.pipeline.classify_file(
-                        blob.path(),
-                        &facts,
-                        rules,
-                        &selection,
-                        configuration.mode == "MULTIMODAL",
-                    ),
+                    self.pipeline
+                        .classify_file(blob.path(), &facts, rules, &selection, multimodal),
                 )
                 .await
             }
@@ -253,13 +273,49 @@ impl Worker {
                 "Classification took longer than the limit of {} s (CLASSIFYD_TASK_TIMEOUT_SECONDS).",
                 self.settings.task_timeout_seconds
             )),
-            Ok(Ok(output)) => Some(TaskOutcome::Completed {
-                result: serde_json::to_string(&output.classification).unwrap_or_default(),
-                page_count: output.pages_used as i64,
-                usage: serde_json::to_string(&output.usage).unwrap_or_default(),
-            }),
+            Ok(Ok(output)) => {
+                let result = serde_json::to_string(&output.classification).unwrap_or_default();
+                let page_count = output.pages_used as i64;
+                let usage = serde_json::to_string(&output.usage).unwrap_or_default();
+                // Only what the model answered is kept (a scripted outcome makes no model call).
+                if let (Some(key), true) = (&cache_key, output.usage.model_calls > 0) {
+                    if let Err(error) = self.store.cache_result(key, &result, page_count, &usage).await {
+                        tracing::warn!(%error, "could not write the result cache");
+                    }
+                }
+                Some(TaskOutcome::Completed {
+                    result,
+                    page_count,
+                    usage,
+                })
+            }
             Ok(Err(error)) => failed(error.to_string()),
         }
+    }
+
+    /// The result cache's key for this job, or `None` when its answer is not cached: the cache
+    /// is off, the backend is free, a fixture scripts the outcome, or the content is unknown.
+    fn cache_key(
+        &self,
+        project_id: &str,
+        configuration: &ClassifyConfiguration,
+        selection: &PageSelection,
+        facts: &DocumentFacts<'_>,
+        parsed: Option<&Document>,
+        multimodal: bool,
+    ) -> Option<String> {
+        if !self.settings.result_cache || self.pipeline.is_scripted(facts, &configuration.rules) {
+            return None;
+        }
+        let model = self.pipeline.cache_identity(multimodal)?;
+        let content = cache::content(Some(facts.sha256), parsed)?;
+        Some(cache::key(
+            project_id,
+            &content,
+            configuration,
+            selection,
+            &model,
+        ))
     }
 
     async fn finish(&self, task: &ClaimedTask, started: Instant, outcome: TaskOutcome) {

@@ -17,5 +17,6 @@ mod openapi;
 mod recording;
 mod replicas;
 mod restart;
+mod result_cache;
 mod s3;
 mod shutdown;

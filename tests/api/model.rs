@@ -143,8 +143,9 @@ async fn a_refused_json_schema_falls_back_to_json_mode_and_is_remembered() {
         formats(&model.requests()),
         vec![json!("json_schema"), json!("json_object")]
     );
-    // The next classification goes straight to the format that worked.
-    let job = classify_text(&app, "b.txt", CONTRACT_TEXT).await;
+    // The next classification (another document, so not a cached answer) goes straight to
+    // the format that worked.
+    let job = classify_text(&app, "b.txt", &format!("{CONTRACT_TEXT}Annex B.\n")).await;
     assert_eq!(job["result"]["type"], "contract");
     assert_eq!(formats(&model.requests()[2..]), vec![json!("json_object")]);
 }
@@ -206,7 +207,9 @@ async fn confidence_comes_from_the_labels_logprobs() {
     .await;
     let app = with_model(StoreKind::Sqlite, &model, &[]).await.unwrap();
     for (i, p) in probabilities.iter().enumerate() {
-        let job = classify_text(&app, &format!("{i}.txt"), INVOICE_TEXT).await;
+        // A different document each time: the same one would be answered from the cache.
+        let text = format!("{INVOICE_TEXT}Reference {i}\n");
+        let job = classify_text(&app, &format!("{i}.txt"), &text).await;
         assert_eq!(job["result"]["type"], "invoice", "{job}");
         let confidence = job["result"]["confidence"].as_f64().unwrap();
         assert!((confidence - p).abs() < 1e-9, "{confidence} != {p}");
