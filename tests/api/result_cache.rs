@@ -5,7 +5,9 @@ use serde_json::{json, Value};
 
 use crate::common::fake_model::{FakeModel, Reply};
 use crate::common::pdf::INVOICE_TEXT;
-use crate::common::server::{rules, StoreKind, TestApp};
+use crate::common::server::{
+    database_url, rules, wait_terminal, ServerProcess, StoreKind, TestApp,
+};
 
 async fn with_model(kind: StoreKind, model: &FakeModel, extra: &[&str]) -> Option<TestApp> {
     let mut args = vec![
@@ -159,4 +161,100 @@ async fn failures_are_not_cached() {
     assert_eq!(model.requests().len(), 2, "the failure was not kept");
     assert_eq!(job["usage"]["cached"], false);
     assert_eq!(job["result"]["type"], "invoice");
+}
+
+/// A parse job's text is a document too: classifying the same parse job twice asks once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parse_jobs_text_is_cached_too() {
+    let model = FakeModel::start(|_, _| Reply::answer(Some("invoice"), 0.8)).await;
+    let app = with_model(StoreKind::Sqlite, &model, &[]).await.unwrap();
+    let file = app
+        .upload("bill.txt", INVOICE_TEXT.as_bytes().to_vec())
+        .await;
+    let response = app
+        .client
+        .post(app.url("/api/v2/parse"))
+        .json(&json!({"file_id": file, "tier": "fast", "version": "latest"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let parse: Value = response.json().await.unwrap();
+    let parse_id = parse["id"].as_str().unwrap();
+    let first = ask(&app, parse_id, json!({"rules": rules()})).await;
+    assert_eq!(first["usage"]["cached"], false, "{first}");
+    let second = ask(&app, parse_id, json!({"rules": rules()})).await;
+    assert_eq!(second["usage"]["cached"], true, "{second}");
+    assert_eq!(second["result"]["type"], "invoice");
+    assert_eq!(model.requests().len(), 1);
+}
+
+/// The cache lives in the database: a replica answers a question another replica paid for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_the_cache() {
+    let model = FakeModel::start(|_, _| Reply::answer(Some("invoice"), 0.8)).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let Some(url) = database_url(StoreKind::Postgres, data_dir.path()).await else {
+        return;
+    };
+    let data = data_dir.path().display().to_string();
+    let replicas: Vec<ServerProcess> = (0..2)
+        .map(|_| {
+            ServerProcess::spawn(
+                &[
+                    "--data-dir",
+                    &data,
+                    "--database-url",
+                    &url,
+                    "--classifier",
+                    "openai",
+                    "--openai-base-url",
+                    &model.url,
+                    "--model",
+                    "fake-model",
+                ],
+                &[],
+            )
+        })
+        .collect();
+    let client = reqwest::Client::new();
+    let mut jobs = Vec::new();
+    for replica in &replicas {
+        let form = reqwest::multipart::Form::new()
+            .text("purpose", "classify")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(INVOICE_TEXT.as_bytes().to_vec())
+                    .file_name("bill.txt"),
+            );
+        let file: Value = client
+            .post(format!("{}/api/v1/beta/files", replica.base))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let job: Value = client
+            .post(format!("{}/api/v2/classify", replica.base))
+            .json(&json!({"file_input": file["id"], "configuration": {"rules": rules()}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let job_id = job["id"].as_str().unwrap();
+        jobs.push(wait_terminal(&client, &replica.base, job_id).await);
+    }
+    assert_eq!(
+        model.requests().len(),
+        1,
+        "one model call for both replicas"
+    );
+    assert_eq!(jobs[0]["result"]["type"], "invoice", "{}", jobs[0]);
+    assert_eq!(jobs[1]["result"]["type"], "invoice", "{}", jobs[1]);
+    let reasoning = jobs[1]["result"]["reasoning"].as_str().unwrap();
+    assert!(reasoning.contains("From the result cache"), "{reasoning}");
 }
