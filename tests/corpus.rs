@@ -1,7 +1,8 @@
 //! The shared corpus of real and hostile PDFs (`../shared/corpus`): every file goes through
 //! sandboxed extraction without taking the process down, and the local classifier's accuracy
 //! on the labelled documents is measured. Skips (one line) when the corpus is absent, except
-//! in CI where its absence is an error.
+//! in CI where its absence is an error. The inputs fuzzing found (`tests/fixtures/fuzz/`, in
+//! the repository) go through the same extraction.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -52,6 +53,41 @@ fn extractor() -> Extractor {
             ..Limits::default()
         },
     )
+}
+
+/// Every input `cargo fuzz` found (fuzz/README.md) stays a clean outcome: extracted, or a
+/// clear error, never a crashed, timed-out or out-of-memory child. Specific expectations live in the unit
+/// tests of the module that was fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fuzzing_regression_input_extracts_or_fails_cleanly() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fuzzing regression inputs in {dir:?}");
+    let extractor = extractor();
+    for path in &files {
+        match extractor.extract_file(path).await {
+            Ok(document) => assert!(!document.pages.is_empty(), "{}", path.display()),
+            Err(
+                error @ (DocumentError::ParserCrashed(_)
+                | DocumentError::Timeout(_)
+                | DocumentError::OutOfMemory(_)),
+            ) => {
+                panic!("{}: {error}", path.display())
+            }
+            Err(error) => {
+                let message = error.to_string();
+                assert!(
+                    message.len() > 15 && message.ends_with('.'),
+                    "{}: unclear error {message:?}",
+                    path.display()
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

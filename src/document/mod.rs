@@ -51,6 +51,8 @@ pub enum DocumentError {
     InvalidPdf(String),
     #[error("The PDF is protected by a password; upload an unencrypted copy.")]
     Encrypted,
+    #[error("The PDF is encrypted but has no file identifier (/ID in its trailer), from which the decryption key is derived, so it cannot be opened (it may also need a password); upload an unencrypted copy.")]
+    EncryptedWithoutId,
     #[error(
         "The document has {pages} pages, more than the limit of {limit} (CLASSIFYD_MAX_PAGES)."
     )]

@@ -121,6 +121,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("miner-rc4-40.pdf", "password"),
     ("plumber-password.pdf", "password"),
     ("miner-aes256-r6.pdf", "password"),
+    // Encrypted without the /ID its key is derived from; it opens, and its pages are scans.
+    ("miner-encrypted-no-id.pdf", "no text layer"),
     (
         "qpdf-issue146-deep-nesting.pdf",
         "CLASSIFYD_MAX_NESTING_DEPTH",
