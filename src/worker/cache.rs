@@ -3,8 +3,12 @@
 //! no model call. Only answers the model gave are kept — never failures, never scripted
 //! outcomes — and a job answered from the cache says so in its reasoning and its usage.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use tokio::sync::OwnedMutexGuard;
 
 use crate::classifier::config::ClassifyConfiguration;
 use crate::classifier::{Classification, ModelUsage};
@@ -65,6 +69,31 @@ pub(super) fn outcome(hit: CachedResult) -> Option<TaskOutcome> {
         page_count: hit.page_count,
         usage: serde_json::to_string(&usage).ok()?,
     })
+}
+
+/// One lock per question being answered in this process: identical jobs running at once (a
+/// batch that repeats a document) ask the model once — the others wait, then find the answer in
+/// the cache. Replicas do not share these locks, so twins on two replicas may both ask.
+#[derive(Default)]
+pub(super) struct InFlight(Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>);
+
+impl InFlight {
+    pub(super) async fn lock(&self, key: &str) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            // Locks nobody holds or waits for are gone; forget their keys.
+            locks.retain(|_, lock| lock.strong_count() > 0);
+            match locks.get(key).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    locks.insert(key.to_string(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
 }
 
 #[cfg(test)]

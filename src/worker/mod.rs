@@ -28,6 +28,8 @@ pub struct Worker {
     blobs: BlobStore,
     pipeline: Arc<Pipeline>,
     settings: WorkerSettings,
+    /// Identical questions being answered in this process (see [`cache::InFlight`]).
+    in_flight: Arc<cache::InFlight>,
 }
 
 impl Worker {
@@ -42,6 +44,7 @@ impl Worker {
             blobs,
             pipeline,
             settings,
+            in_flight: Arc::default(),
         }
     }
 
@@ -215,6 +218,11 @@ impl Worker {
             parsed.as_ref(),
             multimodal,
         );
+        // Held until the answer is in the cache, so that a twin job waits for it.
+        let _in_flight = match &cache_key {
+            Some(key) => Some(self.in_flight.lock(key).await),
+            None => None,
+        };
         if let Some(key) = &cache_key {
             let hit = match self.store.cached_result(key).await {
                 Ok(hit) => hit.and_then(cache::outcome),

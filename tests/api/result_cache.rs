@@ -163,6 +163,38 @@ async fn failures_are_not_cached() {
     assert_eq!(job["result"]["type"], "invoice");
 }
 
+/// Twin jobs running at the same time in one process ask once: the others wait for the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twin_jobs_at_once_ask_the_model_once() {
+    let model = FakeModel::start(|_, _| {
+        Reply::Slow(
+            std::time::Duration::from_millis(300),
+            Box::new(Reply::answer(Some("invoice"), 0.8)),
+        )
+    })
+    .await;
+    let app = with_model(StoreKind::Sqlite, &model, &["--workers", "4"])
+        .await
+        .unwrap();
+    let file = app
+        .upload("bill.txt", INVOICE_TEXT.as_bytes().to_vec())
+        .await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(app.classify(&file).await);
+    }
+    let mut cached = 0;
+    for id in &ids {
+        let job = app.wait_job(id).await;
+        assert_eq!(job["status"], "COMPLETED", "{job}");
+        assert_eq!(job["result"]["type"], "invoice");
+        let reasoning = job["result"]["reasoning"].as_str().unwrap();
+        cached += usize::from(reasoning.contains("From the result cache"));
+    }
+    assert_eq!(model.requests().len(), 1, "one model call for three twins");
+    assert_eq!(cached, 2);
+}
+
 /// A parse job's text is a document too: classifying the same parse job twice asks once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parse_jobs_text_is_cached_too() {
