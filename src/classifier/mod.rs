@@ -102,10 +102,12 @@ impl Classifier {
 
     /// What, besides the document and the question, decides a model's answer (endpoint,
     /// model, prompt, budget), for the result cache; `None` for backends not worth caching
-    /// (the local one costs nothing).
+    /// (the local one costs nothing) and while recording or replaying model exchanges (a
+    /// recording must see every request, and a replay answers from the recording alone).
     pub fn cache_identity(&self, multimodal: bool) -> Option<String> {
         match self {
             Self::Local(_) => None,
+            Self::OpenAi(model) if model.is_taped() => None,
             Self::OpenAi(model) => Some(model.cache_identity(multimodal)),
         }
     }

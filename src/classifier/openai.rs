@@ -147,6 +147,11 @@ impl OpenAiClassifier {
         })
     }
 
+    /// Whether exchanges are being recorded or replayed (`CLASSIFYD_MODEL_RECORD` / `_REPLAY`).
+    pub fn is_taped(&self) -> bool {
+        self.inner.tape.is_some()
+    }
+
     /// The endpoint, model, prompt version and token budget, as the result cache keys them.
     pub fn cache_identity(&self, multimodal: bool) -> String {
         let inner = &self.inner;

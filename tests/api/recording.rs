@@ -97,6 +97,11 @@ async fn recorded_exchanges_replay_without_the_model() {
     assert_eq!(pages.status(), 200);
     let pages: Value = pages.json().await.unwrap();
     assert_eq!(pages["classification"][1]["class"], "contract", "{pages}");
+    // A question asked again reaches the model, not the result cache: the recording sees it.
+    let before = model.requests().len();
+    let again = classify_text(&recorder, "bill-again.txt", INVOICE_TEXT).await;
+    assert_eq!(outcome(&again), outcome(&invoice));
+    assert_eq!(model.requests().len(), before + 1);
     let sent = model.requests();
     drop(recorder);
     drop(model);

@@ -5,7 +5,7 @@ One server per store runs with a fixtures file and fault injection enabled; the 
 results, failures and delays per document, and make creates answer 429/500/503 a set number of
 times to observe the SDK's own retry behaviour (it retries 408, 409, 429 and >= 500, up to
 `max_retries`, honouring Retry-After). The record/replay test records the `openai` backend's
-exchanges with a small OpenAI-compatible stand-in for the model, stops it, and replays them.
+exchanges with the fake model (fake_model.py), stops it, and replays them.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -35,6 +33,7 @@ from conftest import (
     _start_server,
     _stop,
 )
+from fake_model import FakeModel, answer, prompt_text
 from test_v2_sdk import make_pdf
 
 RULES = [
@@ -305,35 +304,14 @@ def test_ade_sdk_retries_429_by_default(fake_cloud, tmp_path):
     assert elapsed >= 1.8, f"two 429s with Retry-After: 1 under the default 2 retries, took {elapsed:.2f}s"
 
 
-class _ReadingModel(BaseHTTPRequestHandler):
-    """An OpenAI-compatible chat endpoint that answers from the prompt's text."""
-
-    requests: list = []
-
-    def do_POST(self):  # noqa: N802 (http.server's naming)
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        type(self).requests.append(body)
-        prompt = json.dumps(body["messages"])
-        label = "invoice" if "INVOICE" in prompt else "contract" if "AGREEMENT" in prompt else None
-        content = json.dumps({"type": label, "confidence": 0.77, "reasoning": f"the stand-in model saw {label}"})
-        answer = json.dumps({
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 50, "completion_tokens": 10, "total_tokens": 60},
-        }).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args):
-        pass
+def reading_model(n: int, body: dict):
+    prompt = prompt_text(body)
+    label = "invoice" if "INVOICE" in prompt else "contract" if "AGREEMENT" in prompt else None
+    return answer(label, 0.77, f"the model saw {label}")
 
 
 def test_model_exchanges_recorded_once_replay_without_the_model(tmp_path):
-    model = ThreadingHTTPServer(("127.0.0.1", 0), _ReadingModel)
-    threading.Thread(target=model.serve_forever, daemon=True).start()
+    model = FakeModel(reading_model)
     recording = tmp_path / "model-recording.jsonl"
     documents = [("bill.txt", INVOICE), ("terms.txt", b"SERVICE AGREEMENT between ACME and Beta.\n")]
 
@@ -345,19 +323,18 @@ def test_model_exchanges_recorded_once_replay_without_the_model(tmp_path):
         directory = tmp_path / name
         directory.mkdir()
         return _start_server("sqlite", directory, None, extra_args=(
-            "--classifier", "openai", "--model", "stand-in", *args))
+            "--classifier", "openai", "--model", "fake-model", *args))
 
-    server = start("record", "--openai-base-url", f"http://127.0.0.1:{model.server_port}/v1",
+    server = start("record", "--openai-base-url", model.url,
                    "--openai-api-key", "sk-never-written", "--model-record", str(recording))
     try:
         recorded = classify_all(server)
     finally:
         _stop(server.process)
-        model.shutdown()
-        model.server_close()
+        model.close()
     assert [j.result.type for j in recorded] == ["invoice", "contract"]
     lines = [json.loads(line) for line in recording.read_text().splitlines()]
-    assert len(lines) == len(_ReadingModel.requests) == 2
+    assert len(lines) == len(model.requests) == 2
     assert "sk-never-written" not in recording.read_text()
 
     server = start("replay", "--model-replay", str(recording))
