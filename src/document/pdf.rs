@@ -30,6 +30,7 @@ pub(super) fn extract_pages(bytes: &[u8], max_pages: usize) -> Result<Vec<String
             Err(_) => return Err(DocumentError::Encrypted),
         }
     }
+    resolve_indirect_filters(&mut doc);
     let page_numbers: Vec<u32> = doc.get_pages().keys().copied().collect();
     if page_numbers.is_empty() {
         return Err(DocumentError::InvalidPdf("it has no pages".into()));
@@ -44,6 +45,31 @@ pub(super) fn extract_pages(bytes: &[u8], max_pages: usize) -> Result<Vec<String
         .iter()
         .map(|&number| page_text(&doc, number))
         .collect())
+}
+
+/// Some producers (SAP's, for one) write a stream's /Filter or /DecodeParms as a reference to
+/// an array. Both libraries read only a direct name or array there and treat such a stream
+/// as undecodable, which leaves the page empty; the references are replaced by what they
+/// point at.
+fn resolve_indirect_filters(doc: &mut PdfDocument) {
+    let mut resolved = Vec::new();
+    for (&id, object) in &doc.objects {
+        let lopdf::Object::Stream(stream) = object else {
+            continue;
+        };
+        for key in [&b"Filter"[..], b"DecodeParms"] {
+            if let Ok(lopdf::Object::Reference(target)) = stream.dict.get(key) {
+                if let Some(value) = doc.objects.get(target) {
+                    resolved.push((id, key, value.clone()));
+                }
+            }
+        }
+    }
+    for (id, key, value) in resolved {
+        if let Some(lopdf::Object::Stream(stream)) = doc.objects.get_mut(&id) {
+            stream.dict.set(key, value);
+        }
+    }
 }
 
 fn load(bytes: &[u8]) -> Result<PdfDocument, DocumentError> {
@@ -80,22 +106,29 @@ fn with_empty_file_id(bytes: &[u8]) -> Option<Vec<u8>> {
 
 fn page_text(doc: &PdfDocument, number: u32) -> String {
     let primary = catch_unwind(AssertUnwindSafe(|| {
-        let mut text = String::new();
-        let mut output = pdf_extract::PlainTextOutput::new(&mut text);
-        pdf_extract::output_doc_page(doc, &mut output, number).map(|()| text)
+        let mut output = TextLayout::default();
+        pdf_extract::output_doc_page(doc, &mut output, number).map(|()| output.text)
     }));
-    if let Ok(Ok(text)) = primary {
-        if !text.trim().is_empty() {
-            return normalise(&text);
-        }
+    let primary = match primary {
+        Ok(Ok(text)) => normalise(&text),
+        _ => String::new(),
+    };
+    if readable(&primary) >= 0.5 {
+        return primary;
     }
+    // Empty, or mostly characters pdf-extract could not map to Unicode: lopdf may do better.
     let fallback = catch_unwind(AssertUnwindSafe(|| doc.extract_text(&[number])))
         .ok()
         .and_then(Result::ok)
         .map(|text| normalise(&text))
         .unwrap_or_default();
-    if !fallback.trim().is_empty() {
-        return fallback;
+    let best = if letters(&fallback) > letters(&primary) {
+        fallback
+    } else {
+        primary
+    };
+    if !best.trim().is_empty() {
+        return best;
     }
     catch_unwind(AssertUnwindSafe(|| shown_strings(doc, number)))
         .map(|text| normalise(&text))
@@ -143,6 +176,102 @@ fn shown_strings(doc: &PdfDocument, number: u32) -> String {
     text
 }
 
+/// Share of a text's visible characters that are real characters rather than U+FFFD (what
+/// pdf-extract writes for glyphs it cannot map to Unicode); 0 for an empty text.
+fn readable(text: &str) -> f64 {
+    let visible = text.chars().filter(|c| !c.is_whitespace()).count();
+    if visible == 0 {
+        return 0.0;
+    }
+    let unknown = text
+        .chars()
+        .filter(|&c| c == char::REPLACEMENT_CHARACTER)
+        .count();
+    1.0 - unknown as f64 / visible as f64
+}
+
+fn letters(text: &str) -> usize {
+    text.chars().filter(|c| c.is_alphanumeric()).count()
+}
+
+/// pdf-extract's glyph stream laid out as lines of words. Like its `PlainTextOutput`, but in
+/// the text's own direction, so rotated pages (landscape tables, where the plain output's
+/// font size is the square root of a negative number and every gap test fails) keep their
+/// spaces and line breaks, and a string drawn left of where the previous one ended starts a
+/// new word instead of gluing onto it.
+#[derive(Default)]
+struct TextLayout {
+    text: String,
+    /// Where the previous glyph ended, in page space (y down); `None` before the first.
+    last_end: Option<(f64, f64)>,
+    /// Whether the next glyph starts a shown string (gaps are judged only there, since
+    /// letter spacing inside a string is not a word break).
+    string_start: bool,
+}
+
+impl pdf_extract::OutputDev for TextLayout {
+    fn begin_page(
+        &mut self,
+        _page: u32,
+        _media_box: &pdf_extract::MediaBox,
+        _art_box: Option<(f64, f64, f64, f64)>,
+    ) -> Result<(), pdf_extract::OutputError> {
+        Ok(())
+    }
+
+    fn end_page(&mut self) -> Result<(), pdf_extract::OutputError> {
+        Ok(())
+    }
+
+    fn output_character(
+        &mut self,
+        trm: &pdf_extract::Transform,
+        width: f64,
+        _spacing: f64,
+        font_size: f64,
+        char: &str,
+    ) -> Result<(), pdf_extract::OutputError> {
+        // Page space with y pointing down, as the plain output uses.
+        let (x, y) = (trm.m31, -trm.m32);
+        let (bx, by) = (trm.m11, -trm.m12);
+        let length = bx.hypot(by);
+        let (dx, dy) = if length > 0.0 {
+            (bx / length, by / length)
+        } else {
+            (1.0, 0.0)
+        };
+        let size = ((trm.m11 * trm.m22 - trm.m12 * trm.m21).abs().sqrt() * font_size).max(1e-6);
+        if let (true, Some((ex, ey))) = (self.string_start, self.last_end) {
+            // Along the baseline and across it, relative to where the previous glyph ended.
+            let along = (x - ex) * dx + (y - ey) * dy;
+            let across = ((y - ey) * dx - (x - ex) * dy).abs();
+            if across > size * 1.5 || (along < 0.0 && across > size * 0.5) {
+                self.text.push('\n');
+            } else if along > size * 0.1 || along < -size {
+                self.text.push(' ');
+            }
+        }
+        self.text.push_str(char);
+        self.string_start = false;
+        let advance = width * size;
+        self.last_end = Some((x + dx * advance, y + dy * advance));
+        Ok(())
+    }
+
+    fn begin_word(&mut self) -> Result<(), pdf_extract::OutputError> {
+        self.string_start = true;
+        Ok(())
+    }
+
+    fn end_word(&mut self) -> Result<(), pdf_extract::OutputError> {
+        Ok(())
+    }
+
+    fn end_line(&mut self) -> Result<(), pdf_extract::OutputError> {
+        Ok(())
+    }
+}
+
 /// Collapses runs of spaces inside lines and drops blank-line runs, keeping line order.
 fn normalise(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -175,24 +304,16 @@ mod tests {
     use super::extract_pages;
     use crate::document::DocumentError;
 
-    /// A one-page PDF showing `text`, RC4-encrypted with `user_password` and an empty file
-    /// identifier, saved without the /ID entry (as some producers write them).
-    fn encrypted_without_id(text: &str, user_password: &str) -> Vec<u8> {
+    /// A one-page PDF (Helvetica as /F1) whose content stream, stored with `stream_dict`, is
+    /// `operations`.
+    fn one_page(operations: Vec<Operation>, stream_dict: lopdf::Dictionary) -> lopdf::Document {
         let mut doc = lopdf::Document::with_version("1.4");
         let pages_id = doc.new_object_id();
         let font_id = doc.add_object(dictionary! {
             "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
         });
-        let content = Content {
-            operations: vec![
-                Operation::new("BT", vec![]),
-                Operation::new("Tf", vec!["F1".into(), 12.into()]),
-                Operation::new("Td", vec![72.into(), 720.into()]),
-                Operation::new("Tj", vec![Object::string_literal(text)]),
-                Operation::new("ET", vec![]),
-            ],
-        };
-        let content_id = doc.add_object(Stream::new(dictionary! {}, content.encode().unwrap()));
+        let content = Content { operations }.encode().unwrap();
+        let content_id = doc.add_object(Stream::new(stream_dict, content));
         let page_id = doc.add_object(dictionary! {
             "Type" => "Page",
             "Parent" => pages_id,
@@ -208,6 +329,39 @@ mod tests {
         );
         let catalog_id = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
         doc.trailer.set("Root", catalog_id);
+        doc
+    }
+
+    /// Strings shown with text matrices `[a b c d e f]`, in order.
+    fn shown(strings: &[([f32; 6], &str)]) -> Vec<Operation> {
+        let mut operations = vec![
+            Operation::new("BT", vec![]),
+            Operation::new("Tf", vec!["F1".into(), 12.into()]),
+        ];
+        for (matrix, text) in strings {
+            operations.push(Operation::new(
+                "Tm",
+                matrix.iter().map(|&v| Object::Real(v)).collect(),
+            ));
+            operations.push(Operation::new("Tj", vec![Object::string_literal(*text)]));
+        }
+        operations.push(Operation::new("ET", vec![]));
+        operations
+    }
+
+    fn save(mut doc: lopdf::Document) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        doc.save_to(&mut bytes).unwrap();
+        bytes
+    }
+
+    /// A one-page PDF showing `text`, RC4-encrypted with `user_password` and an empty file
+    /// identifier, saved without the /ID entry (as some producers write them).
+    fn encrypted_without_id(text: &str, user_password: &str) -> Vec<u8> {
+        let mut doc = one_page(
+            shown(&[([1., 0., 0., 1., 72., 720.], text)]),
+            dictionary! {},
+        );
         let empty = || Object::String(Vec::new(), lopdf::StringFormat::Hexadecimal);
         doc.trailer.set("ID", vec![empty(), empty()]);
         let state = EncryptionState::try_from(EncryptionVersion::V2 {
@@ -220,10 +374,67 @@ mod tests {
         .unwrap();
         doc.encrypt(&state).unwrap();
         doc.trailer.remove(b"ID");
-        let mut bytes = Vec::new();
-        doc.save_to(&mut bytes).unwrap();
+        let bytes = save(doc);
         assert!(super::super::find(&bytes, b"/ID").is_none());
         bytes
+    }
+
+    /// A landscape table drawn rotated by 90°: pdf-extract's plain output ran every cell of
+    /// such a page together (plumber-07 in the corpus); words and rows stay apart.
+    #[test]
+    fn rotated_text_keeps_its_words_and_lines() {
+        let rotated = |x: f32, y: f32| [0., 1., -1., 0., x, y];
+        let operations = shown(&[
+            (rotated(300., 100.), "DOCUMENT"),
+            (rotated(300., 250.), "AMOUNT"),
+            (rotated(280., 100.), "BAIN"),
+            (rotated(280., 250.), "37,499.96"),
+        ]);
+        let pages = extract_pages(&save(one_page(operations, dictionary! {})), 10).unwrap();
+        assert_eq!(pages, vec!["DOCUMENT AMOUNT\nBAIN 37,499.96\n".to_string()]);
+    }
+
+    /// A string drawn left of where the previous one ended, on the same line, is a word of
+    /// its own (table cells written right to left), not glued onto the previous one.
+    #[test]
+    fn a_string_drawn_back_on_the_line_is_a_new_word() {
+        let at = |x: f32| [1., 0., 0., 1., x, 700.];
+        let operations = shown(&[(at(300.), "Total"), (at(72.), "Invoice")]);
+        let pages = extract_pages(&save(one_page(operations, dictionary! {})), 10).unwrap();
+        assert_eq!(pages, vec!["Total Invoice\n".to_string()]);
+    }
+
+    /// A content stream whose /Filter is a reference to `[/FlateDecode]` (as SAP writes them;
+    /// miner-01 in the corpus) is decoded, not taken for an empty page.
+    #[test]
+    fn an_indirect_stream_filter_is_followed() {
+        let operations = shown(&[([1., 0., 0., 1., 72., 720.], "Factuur 2024-001")]);
+        let mut doc = one_page(operations, dictionary! {});
+        let filter_id = doc.add_object(vec![Object::Name(b"FlateDecode".to_vec())]);
+        let content_id = doc
+            .page_iter()
+            .next()
+            .map(|page| doc.get_page_contents(page)[0])
+            .unwrap();
+        let stream = doc
+            .get_object_mut(content_id)
+            .unwrap()
+            .as_stream_mut()
+            .unwrap();
+        let mut packed =
+            flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut packed, &stream.content).unwrap();
+        stream.set_content(packed.finish().unwrap());
+        stream.dict.set("Filter", filter_id);
+        let pages = extract_pages(&save(doc), 10).unwrap();
+        assert_eq!(pages, vec!["Factuur 2024-001\n".to_string()]);
+    }
+
+    #[test]
+    fn unmapped_glyphs_make_a_page_unreadable() {
+        assert_eq!(super::readable(""), 0.0);
+        assert_eq!(super::readable("Invoice 7"), 1.0);
+        assert!(super::readable("\u{FFFD}\u{FFFD}\u{FFFD} a\n") < 0.5);
     }
 
     /// lopdf derives the key from the trailer's /ID and gives up without one; such a file
