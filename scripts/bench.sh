@@ -13,8 +13,10 @@ mkdir -p target/bench
 lscpu | grep -E '^(Model name|CPU\(s\))' | sed 's/  */ /g' || true
 
 $bench --out "$out" startup
-$bench --out "$out" load --database sqlite "$@"
-$bench --out "$out" load --database postgres "$@"
+for classifier in local openai-fake; do
+  $bench --out "$out" load --database sqlite --classifier "$classifier" "$@"
+  $bench --out "$out" load --database postgres --classifier "$classifier" "$@"
+done
 $bench --out "$out" memory
 if [ -d ../shared/corpus ]; then
   $bench --out "$out" extract

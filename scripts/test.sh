@@ -84,8 +84,10 @@ rm -f "$bench_out"
 smoke() { target/debug/classifyd-bench --out "$bench_out" "$@" >/dev/null; }
 smoke startup --runs 1
 smoke load --database sqlite --jobs 8 --clients 4
+smoke load --database sqlite --jobs 8 --clients 4 --classifier openai-fake
 if [ "${CLASSIFYD_TEST_PG:-1}" != "0" ]; then
   smoke load --database postgres --jobs 8 --clients 4
+  smoke load --database postgres --jobs 8 --clients 4 --classifier openai-fake
 fi
 smoke memory --jobs 4 --pdf-mb 1 --distinct-pdfs 2 --upload-mb 8 --clients 2
 if [ -d ../shared/corpus ] && command -v pdftotext >/dev/null; then

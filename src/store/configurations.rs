@@ -63,7 +63,7 @@ impl Store {
             .bind(product_type)
             .bind(parameters)
             .bind(now)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.writer)
             .await?;
         Ok(from_row(&row)?)
     }
@@ -107,7 +107,7 @@ impl Store {
             .bind(product_type)
             .bind(parameters)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await
             .map_err(|error| match error.as_database_error() {
                 Some(db) if db.is_unique_violation() => super::StoreError::Conflict(
@@ -123,7 +123,7 @@ impl Store {
         let done = sqlx::query(&sql)
             .bind(id)
             .bind(project_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }

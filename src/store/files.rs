@@ -85,7 +85,7 @@ impl Store {
             .bind(&file.sha256)
             .bind(&file.blob_key)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(FileRecord {
             id: file.id,
@@ -132,7 +132,7 @@ impl Store {
         let row = sqlx::query(&sql)
             .bind(id)
             .bind(project_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
         Ok(row.as_ref().map(from_row).transpose()?)
     }

@@ -4,7 +4,7 @@ use sqlx::Row;
 
 use super::pagination::{Bind, Conditions, SortKey};
 use super::webhooks::WebhookTarget;
-use super::{Cursor, Page, Store, StoreResult};
+use super::{Cursor, Engine, Page, Store, StoreResult};
 
 /// A job. v2 classify and parse jobs own exactly one task; v1 jobs own one task per file.
 /// Serialized as the snapshot a webhook event carries.
@@ -107,6 +107,26 @@ pub(super) fn job_from_row(row: &AnyRow) -> sqlx::Result<JobRecord> {
     })
 }
 
+/// Binds `$1`–`$11` of the job insert.
+fn bind_job<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    job: &'q NewJob,
+    now: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(&job.id)
+        .bind(&job.project_id)
+        .bind(&job.user_id)
+        .bind(job.api)
+        .bind(&job.configuration)
+        .bind(&job.configuration_id)
+        .bind(&job.document_input_type)
+        .bind(&job.file_input)
+        .bind(&job.parse_job_id)
+        .bind(&job.transaction_id)
+        .bind(now)
+}
+
 const TERMINAL: &str = "('COMPLETED', 'FAILED', 'CANCELLED')";
 const ACTIVE: &str = "('PENDING', 'RUNNING')";
 
@@ -116,29 +136,12 @@ impl Store {
     /// the unique index decides, so racing requests agree.
     pub async fn create_job(&self, job: NewJob) -> StoreResult<(JobRecord, bool)> {
         let now = super::now_micros();
-        let mut tx = self.pool.begin().await?;
-        let insert = self.sql(&format!(
-            "INSERT INTO jobs (id, project_id, user_id, api, status, configuration, configuration_id, \
-             document_input_type, file_input, parse_job_id, transaction_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'PENDING', $5, $6, $7, $8, $9, $10, $11, $11) \
-             ON CONFLICT (project_id, transaction_id) DO NOTHING RETURNING {JOB_COLUMNS}"
-        ));
-        let inserted = sqlx::query(&insert)
-            .bind(&job.id)
-            .bind(&job.project_id)
-            .bind(&job.user_id)
-            .bind(job.api)
-            .bind(&job.configuration)
-            .bind(&job.configuration_id)
-            .bind(&job.document_input_type)
-            .bind(&job.file_input)
-            .bind(&job.parse_job_id)
-            .bind(&job.transaction_id)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = inserted else {
-            tx.rollback().await?;
+        let inserted = if self.engine == Engine::Postgres && job.webhooks.is_empty() {
+            self.insert_job_in_one_statement(&job, now).await?
+        } else {
+            self.insert_job_in_transaction(&job, now).await?
+        };
+        let Some(record) = inserted else {
             let existing = self
                 .get_job_by_transaction(
                     &job.project_id,
@@ -149,6 +152,71 @@ impl Store {
                     super::StoreError::Corrupt("transaction_id conflict without a job".into())
                 })?;
             return Ok((existing, false));
+        };
+        self.wake_workers(job.file_ids.len());
+        Ok((record, true))
+    }
+
+    /// PostgreSQL without webhooks (no event to write): job, tasks and the workers'
+    /// notification in one statement, so a create costs one round trip and one commit
+    /// instead of five round trips holding a pooled connection (BENCHMARKS.md, load).
+    async fn insert_job_in_one_statement(
+        &self,
+        job: &NewJob,
+        now: i64,
+    ) -> StoreResult<Option<JobRecord>> {
+        // $1–$11 the job (as `bind_job`), $12–$13 the notification, then (id, file id) per task.
+        let tasks: Vec<String> = (0..job.file_ids.len())
+            .map(|position| {
+                let id = 14 + 2 * position;
+                format!("(${id}, ${}, CAST({position} AS BIGINT))", id + 1)
+            })
+            .collect();
+        // The notification's subquery reads `job`, so it is sent only if the job was inserted;
+        // pg_notify is volatile, so the planner keeps it although no column of it is used.
+        let sql = format!(
+            "WITH job AS (\
+                INSERT INTO jobs (id, project_id, user_id, api, status, configuration, configuration_id, \
+                document_input_type, file_input, parse_job_id, transaction_id, created_at, updated_at) \
+                VALUES ($1, $2, $3, $4, 'PENDING', $5, $6, $7, $8, $9, $10, $11, $11) \
+                ON CONFLICT (project_id, transaction_id) DO NOTHING RETURNING {JOB_COLUMNS}), \
+             queued AS (\
+                INSERT INTO tasks (id, job_id, file_id, position, status, run_after, created_at, updated_at) \
+                SELECT t.id, job.id, t.file_id, t.position, 'PENDING', $11, $11, $11 \
+                FROM job, (VALUES {}) AS t (id, file_id, position)) \
+             SELECT {JOB_COLUMNS} FROM job, (SELECT pg_notify($12, $13) FROM job) AS announced",
+            tasks.join(", ")
+        );
+        let mut query = bind_job(sqlx::query(&sql), job, now)
+            .bind(super::notify::CHANNEL)
+            .bind(job.file_ids.len().to_string());
+        for file_id in &job.file_ids {
+            query = query.bind(uuid::Uuid::new_v4().to_string()).bind(file_id);
+        }
+        let row = query.fetch_optional(&self.writer).await?;
+        Ok(row.as_ref().map(job_from_row).transpose()?)
+    }
+
+    /// The general path: SQLite (on its single writer connection), and jobs with webhooks,
+    /// whose first event needs the job's targets.
+    async fn insert_job_in_transaction(
+        &self,
+        job: &NewJob,
+        now: i64,
+    ) -> StoreResult<Option<JobRecord>> {
+        let mut tx = self.writer.begin().await?;
+        let insert = self.sql(&format!(
+            "INSERT INTO jobs (id, project_id, user_id, api, status, configuration, configuration_id, \
+             document_input_type, file_input, parse_job_id, transaction_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'PENDING', $5, $6, $7, $8, $9, $10, $11, $11) \
+             ON CONFLICT (project_id, transaction_id) DO NOTHING RETURNING {JOB_COLUMNS}"
+        ));
+        let inserted = bind_job(sqlx::query(&insert), job, now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = inserted else {
+            tx.rollback().await?;
+            return Ok(None);
         };
         let record = job_from_row(&row)?;
         let insert_task = self.sql(
@@ -170,9 +238,8 @@ impl Store {
         let event = self.enqueue_job_event(&mut tx, &record).await?;
         self.announce_tasks(&mut tx, job.file_ids.len()).await?;
         tx.commit().await?;
-        self.wake_workers(job.file_ids.len());
         self.webhook_event_written(event);
-        Ok((record, true))
+        Ok(Some(record))
     }
 
     async fn get_job_by_transaction(
@@ -296,7 +363,7 @@ impl Store {
         id: &str,
     ) -> StoreResult<JobTransition> {
         let now = super::now_micros();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let sql = self.sql(&format!(
             "UPDATE jobs SET status = 'CANCELLED', updated_at = $4 \
              WHERE id = $1 AND project_id = $2 AND api = $3 AND status IN {ACTIVE} RETURNING {JOB_COLUMNS}"
@@ -346,7 +413,7 @@ impl Store {
             .bind(id)
             .bind(project_id)
             .bind(api)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
         if let Some(row) = row {
             return Ok(JobTransition::Done(job_from_row(&row)?));

@@ -1,6 +1,12 @@
 //! Persistence. One schema, two engines: PostgreSQL in production, SQLite as the embedded
 //! default. Queries are written once with `$n` placeholders and run through `sqlx::Any`;
 //! the few statements whose semantics differ (claiming a task) branch on [`Engine`].
+//!
+//! SQLite allows one writer at a time, and a writer that finds the database locked sleeps in
+//! its busy handler (1, 2, 5 … 100 ms) instead of being woken when the lock frees: under
+//! concurrent writes the unlucky ones waited hundreds of milliseconds (BENCHMARKS.md, load).
+//! So every write goes through [`Store::writer`], on SQLite a pool of one connection whose
+//! waiters queue in order, while reads use the main pool beside it (WAL).
 
 mod configurations;
 mod files;
@@ -58,7 +64,10 @@ pub enum Engine {
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
+    /// Reads, and on PostgreSQL every statement.
     pool: AnyPool,
+    /// Writes: on SQLite a single connection (see the module doc), on PostgreSQL `pool`.
+    writer: AnyPool,
     engine: Engine,
     /// Wakes idle workers in this process when a task is queued.
     pub task_queued: Arc<Notify>,
@@ -84,26 +93,14 @@ impl Store {
                 .into(),
             )));
         };
-        let options = AnyConnectOptions::from_str(url)?;
-        let mut pool_options = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10));
-        if engine == Engine::Sqlite {
-            pool_options = pool_options.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    // WAL lets readers run beside the single writer; the busy timeout makes
-                    // concurrent writers queue instead of failing with "database is locked".
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    Ok(())
-                })
-            });
-        }
-        let pool = pool_options.connect_with(options).await?;
+        let pool = open_pool(engine, url, max_connections).await?;
+        let writer = match engine {
+            Engine::Postgres => pool.clone(),
+            Engine::Sqlite => open_pool(engine, url, 1).await?,
+        };
         Ok(Self {
             pool,
+            writer,
             engine,
             task_queued: Arc::new(Notify::new()),
             postgres_url: (engine == Engine::Postgres).then(|| Arc::from(url)),
@@ -115,12 +112,12 @@ impl Store {
         match self.engine {
             Engine::Postgres => {
                 sqlx::migrate!("./migrations/postgres")
-                    .run(&self.pool)
+                    .run(&self.writer)
                     .await?
             }
             Engine::Sqlite => {
                 sqlx::migrate!("./migrations/sqlite")
-                    .run(&self.pool)
+                    .run(&self.writer)
                     .await?
             }
         }
@@ -138,6 +135,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     /// Wakes a webhook sender after a transaction that wrote an event committed.
@@ -154,6 +152,27 @@ impl Store {
             Engine::Sqlite => query.replace('$', "?"),
         }
     }
+}
+
+async fn open_pool(engine: Engine, url: &str, max_connections: u32) -> StoreResult<AnyPool> {
+    let options = AnyConnectOptions::from_str(url)?;
+    let mut pool_options = AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10));
+    if engine == Engine::Sqlite {
+        pool_options = pool_options.after_connect(|conn, _meta| {
+            Box::pin(async move {
+                // WAL lets readers run beside the writer; the busy timeout covers what the
+                // single writer connection cannot: another process writing the same file.
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                Ok(())
+            })
+        });
+    }
+    Ok(pool_options.connect_with(options).await?)
 }
 
 /// Microseconds since the Unix epoch: the stored form of every timestamp. Responses carry

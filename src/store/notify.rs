@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::{Engine, Store, StoreResult};
 
-const CHANNEL: &str = "classifyd_tasks_queued";
+pub(super) const CHANNEL: &str = "classifyd_tasks_queued";
 
 impl Store {
     /// Announces `count` new runnable tasks, inside the transaction that queues them (PostgreSQL

@@ -51,7 +51,7 @@ impl Store {
             .bind(now)
             .bind(&task.id)
             .bind(&task.lease_token)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -10,7 +10,7 @@ impl Store {
         sqlx::query(&insert)
             .bind(name)
             .bind(candidate)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         let select = self.sql("SELECT value FROM server_secrets WHERE name = $1");
         let row = sqlx::query(&select)

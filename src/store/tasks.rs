@@ -40,7 +40,7 @@ impl Store {
             .bind(&token)
             .bind(now + lease_micros)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let task = ClaimedTask {
@@ -50,7 +50,7 @@ impl Store {
             attempts: row.try_get("attempts")?,
             lease_token: token,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let mark_running = self.sql(&format!(
             "UPDATE jobs SET status = 'RUNNING', updated_at = $2 WHERE id = $1 AND status = 'PENDING' \
              RETURNING {JOB_COLUMNS}"
@@ -85,7 +85,7 @@ impl Store {
             .bind(now)
             .bind(&task.id)
             .bind(&task.lease_token)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -114,7 +114,7 @@ impl Store {
                 page_count,
             } => ("FAILED", None, Some(message.as_str()), *page_count, None),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         if self.engine == Engine::Postgres {
             // Tasks of one v1 job finish in parallel; serialising them on the job row lets the
             // last one see every sibling's outcome when it decides the job is done.
@@ -190,7 +190,7 @@ impl Store {
     /// tasks has started reads PENDING again.
     pub async fn release_task(&self, task: &ClaimedTask) -> StoreResult<()> {
         let now = super::now_micros();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let sql = self.sql(
             "UPDATE tasks SET status = 'PENDING', lease_token = NULL, lease_expires_at = NULL, \
              attempts = attempts - 1, run_after = $1, updated_at = $1 \

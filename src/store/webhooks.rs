@@ -146,7 +146,7 @@ impl Store {
             .bind(&target.webhook_output_format)
             .bind(&target.signing_secret)
             .bind(now)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.writer)
             .await?;
         config_from_row(&row)
     }
@@ -191,7 +191,7 @@ impl Store {
             .bind(&target.webhook_output_format)
             .bind(&target.signing_secret)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
         row.as_ref().map(config_from_row).transpose()
     }
@@ -201,7 +201,7 @@ impl Store {
         let done = sqlx::query(&sql)
             .bind(id)
             .bind(project_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -377,7 +377,7 @@ impl Store {
             .bind(&token)
             .bind(now + lease_micros)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let snapshot: String = row.try_get("job_snapshot")?;
@@ -422,7 +422,7 @@ impl Store {
             .bind(now)
             .bind(delivery.seq)
             .bind(&delivery.lease_token)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }

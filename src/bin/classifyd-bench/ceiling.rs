@@ -1,7 +1,8 @@
 //! The database ceiling: the least SQL one job needs — insert the job and its task (one
 //! transaction), claim the task (`FOR UPDATE SKIP LOCKED` on PostgreSQL), complete task and
 //! job (one transaction) — run on the server's own schema in the same database, with as many
-//! inserting clients and claiming workers as the server run had, on a pool of the same size.
+//! inserting clients and claiming workers as the server run had, on a pool of the same size
+//! (on SQLite the server's single writer connection: every statement here writes).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,6 +19,8 @@ pub struct Ceiling {
 
 /// The server's default `CLASSIFYD_DB_MAX_CONNECTIONS`.
 const POOL_SIZE: u32 = 16;
+/// The server's SQLite writer pool (`Store::writer`).
+const SQLITE_WRITERS: u32 = 1;
 
 pub async fn run(
     database: &BenchDatabase,
@@ -25,7 +28,10 @@ pub async fn run(
     clients: usize,
     workers: usize,
 ) -> anyhow::Result<Ceiling> {
-    let pool = database.pool(POOL_SIZE).await?;
+    let pool = match database.engine {
+        Engine::Postgres => database.pool(POOL_SIZE).await?,
+        Engine::Sqlite => database.pool(SQLITE_WRITERS).await?,
+    };
     let lock = match database.engine {
         Engine::Postgres => "FOR UPDATE SKIP LOCKED",
         Engine::Sqlite => "",

@@ -14,6 +14,7 @@ use sqlx::Row;
 use crate::ceiling;
 use crate::db::{BenchDatabase, Engine};
 use crate::docs;
+use crate::fake_model::FakeModel;
 use crate::report::{percentile, round, Report};
 use crate::server::{mb, Server};
 
@@ -36,7 +37,8 @@ pub struct LoadArgs {
     /// The server's `CLASSIFYD_WORKERS` (the ceiling uses as many claimers).
     #[arg(long, default_value_t = 4)]
     workers: usize,
-    /// The server's `CLASSIFYD_CLASSIFIER`.
+    /// The server's `CLASSIFYD_CLASSIFIER`, or `openai-fake`: the `openai` backend against
+    /// the harness's instant model (see `fake_model`).
     #[arg(long, default_value = "local")]
     classifier: String,
     /// Upload every file of this directory instead of the generated small PDFs.
@@ -47,6 +49,9 @@ pub struct LoadArgs {
     timeout_seconds: u64,
 }
 
+/// `--classifier` value that runs the `openai` backend against the instant fake model.
+const FAKE_MODEL: &str = "openai-fake";
+
 pub async fn run(bin: &Path, args: LoadArgs) -> anyhow::Result<Report> {
     let database = BenchDatabase::create(args.database, &args.pg_url).await?;
     let outcome = measure(bin, &args, &database).await;
@@ -55,10 +60,17 @@ pub async fn run(bin: &Path, args: LoadArgs) -> anyhow::Result<Report> {
 }
 
 async fn measure(bin: &Path, args: &LoadArgs, database: &BenchDatabase) -> anyhow::Result<Report> {
-    let env = [
-        ("CLASSIFYD_WORKERS", args.workers.to_string()),
-        ("CLASSIFYD_CLASSIFIER", args.classifier.clone()),
-    ];
+    let mut env = vec![("CLASSIFYD_WORKERS", args.workers.to_string())];
+    let fake_model = if args.classifier == FAKE_MODEL {
+        let model = FakeModel::start().await?;
+        env.push(("CLASSIFYD_CLASSIFIER", "openai".into()));
+        env.push(("CLASSIFYD_OPENAI_BASE_URL", model.base_url.clone()));
+        env.push(("CLASSIFYD_MODEL", "bench-instant".into()));
+        Some(model)
+    } else {
+        env.push(("CLASSIFYD_CLASSIFIER", args.classifier.clone()));
+        None
+    };
     let server = Server::start(bin, Some(&database.url), &env).await?;
     let client = http_client(args.clients);
     let documents = match &args.docs {
@@ -131,6 +143,7 @@ async fn measure(bin: &Path, args: &LoadArgs, database: &BenchDatabase) -> anyho
     pool.close().await;
     let memory = server.memory();
     server.stop().await?;
+    drop(fake_model);
 
     let mut completion_ms = Vec::new();
     let mut last_done = started_micros;

@@ -7,6 +7,7 @@ mod ceiling;
 mod db;
 mod docs;
 mod extract;
+mod fake_model;
 mod load;
 mod memory;
 mod report;

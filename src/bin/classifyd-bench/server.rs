@@ -44,6 +44,8 @@ impl Server {
             .env("CLASSIFYD_DATA_DIR", dir.path().join("data"))
             .env_remove("DATABASE_URL")
             .env_remove("CLASSIFYD_EPHEMERAL")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
