@@ -53,7 +53,7 @@ impl Store {
             .bind(page_count)
             .bind(usage)
             .bind(now_micros())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

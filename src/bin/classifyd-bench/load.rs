@@ -41,6 +41,11 @@ pub struct LoadArgs {
     /// the harness's instant model (see `fake_model`).
     #[arg(long, default_value = "local")]
     classifier: String,
+    /// Leave the server's result cache on. Off by default: the run's jobs repeat a few
+    /// documents with the same rules, so with the cache nearly every job would be a cache hit
+    /// and twins would wait for each other, instead of measuring the pipeline.
+    #[arg(long)]
+    result_cache: bool,
     /// Upload every file of this directory instead of the generated small PDFs.
     #[arg(long)]
     docs: Option<PathBuf>,
@@ -60,7 +65,10 @@ pub async fn run(bin: &Path, args: LoadArgs) -> anyhow::Result<Report> {
 }
 
 async fn measure(bin: &Path, args: &LoadArgs, database: &BenchDatabase) -> anyhow::Result<Report> {
-    let mut env = vec![("CLASSIFYD_WORKERS", args.workers.to_string())];
+    let mut env = vec![
+        ("CLASSIFYD_WORKERS", args.workers.to_string()),
+        ("CLASSIFYD_RESULT_CACHE", args.result_cache.to_string()),
+    ];
     let fake_model = if args.classifier == FAKE_MODEL {
         let model = FakeModel::start().await?;
         env.push(("CLASSIFYD_CLASSIFIER", "openai".into()));
@@ -182,6 +190,7 @@ async fn measure(bin: &Path, args: &LoadArgs, database: &BenchDatabase) -> anyho
     report.figure("jobs", args.jobs);
     report.figure("clients", args.clients);
     report.figure("workers", args.workers);
+    report.figure("result cache", args.result_cache);
     report.figure("server jobs/s", round(server_jobs_per_sec, 1));
     report.figure("db ceiling jobs/s", round(db_ceiling.jobs_per_sec, 1));
     report.figure("server / db ceiling", round(ratio, 3));
