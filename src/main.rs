@@ -1,10 +1,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use classifyd::settings::Settings;
-use classifyd::startup::Application;
+use classifyd::startup::{Application, SHUTDOWN_MARGIN};
 use classifyd::store::Store;
 use classifyd::{cli, document, telemetry};
 
@@ -91,21 +92,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let code = match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("classifyd: {error:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Dropping the runtime would wait for every blocking task (an extraction in progress,
+    // say) without limit.
+    runtime.shutdown_timeout(SHUTDOWN_MARGIN);
+    code
 }
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(settings) => {
             telemetry::init(&settings.log_format);
+            let grace = Duration::from_secs(settings.worker.shutdown_grace_seconds);
             let app = Application::build(*settings, None).await?;
-            app.run_until(shutdown_signal()).await?;
+            app.run_until(async move {
+                shutdown_signal().await;
+                exit_after(grace + 2 * SHUTDOWN_MARGIN);
+            })
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate {
@@ -138,6 +148,22 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+/// The last resort of a bounded shutdown: a thread outside the async runtime (which may be the
+/// part that is stuck) ends the process after `limit` if it is still running.
+fn exit_after(limit: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        tracing::error!(
+            seconds = limit.as_secs_f64(),
+            "shutdown did not finish in time; exiting with work still running"
+        );
+        std::process::exit(EXIT_SHUTDOWN_OVERRUN);
+    });
+}
+
+/// The exit status when shutdown had to be cut short by `exit_after`.
+const EXIT_SHUTDOWN_OVERRUN: i32 = 3;
 
 async fn shutdown_signal() {
     let interrupt = async {

@@ -104,6 +104,11 @@ impl Pipeline {
             .is_some_and(|f| f.outcome_for(facts, rules).is_some())
     }
 
+    /// Stops the extraction children (at shutdown).
+    pub fn shutdown(&self) {
+        self.extractor.shutdown();
+    }
+
     /// The fixture matching the document, after its delay; its `fail` ends the work here.
     async fn scripted_outcome(
         &self,

@@ -3,10 +3,13 @@
 use std::future::IntoFuture;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::time::{timeout_at, Instant};
+use tokio_util::sync::CancellationToken;
 
 use crate::api::auth::Auth;
 use crate::api::{self, AppState, Signer};
@@ -20,6 +23,10 @@ use crate::settings::Settings;
 use crate::store::Store;
 use crate::webhook::Deliverer;
 use crate::worker::Worker;
+
+/// What shutdown may take past the grace period: releasing the leases of unfinished tasks,
+/// answering the requests cut off, closing the database. `run_until` gives up waiting after it.
+pub const SHUTDOWN_MARGIN: Duration = Duration::from_secs(1);
 
 /// A built server: listening, migrated, workers not yet started.
 pub struct Application {
@@ -159,6 +166,7 @@ impl Application {
             faults,
             pipeline,
             metrics: crate::monitoring::install(),
+            cut_off: CancellationToken::new(),
         };
         Ok(Self {
             listener,
@@ -176,10 +184,12 @@ impl Application {
             .unwrap_or_default()
     }
 
-    /// Serves until `shutdown` resolves. Then, at once, the listener stops accepting (requests
-    /// in flight finish) and the workers stop claiming; running tasks get the grace period
-    /// and the rest are released to the queue (see `worker`). Webhook senders finish the
-    /// request in flight.
+    /// Serves until `shutdown` resolves. Then, at once, the listener stops accepting and the
+    /// workers stop claiming. Requests and tasks in flight get the grace period
+    /// (`CLASSIFYD_SHUTDOWN_GRACE_SECONDS`): requests still running after it are answered 503,
+    /// tasks still running are released to the queue (see `worker`). Every wait is bounded:
+    /// whatever has not ended `SHUTDOWN_MARGIN` after the grace period is abandoned and the
+    /// result is an error, so the process exits anyway.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -189,8 +199,9 @@ impl Application {
         workers.extend(self.deliverer.spawn(stopping.clone()));
         let store = self.state.store.clone();
         let listener_stop = stopping.clone();
-        let task_listener =
-            tokio::spawn(async move { store.listen_for_tasks(listener_stop).await });
+        workers.push(tokio::spawn(async move {
+            store.listen_for_tasks(listener_stop).await
+        }));
         tracing::info!(address = %self.listener.local_addr()?, "classifyd listening");
         let app = api::router(self.state.clone());
         let mut server_stop = stopping.clone();
@@ -205,22 +216,67 @@ impl Application {
             () = shutdown => None,
             served = &mut server => Some(served),
         };
+        let grace = Duration::from_secs(self.state.settings.worker.shutdown_grace_seconds);
+        let grace_over = Instant::now() + grace;
+        let deadline = grace_over + SHUTDOWN_MARGIN;
         tracing::info!(
-            grace_seconds = self.state.settings.worker.shutdown_grace_seconds,
-            "stopping: no new connections or tasks; running tasks get the grace period"
+            grace_seconds = grace.as_secs(),
+            "stopping: no new connections or tasks; running ones get the grace period"
         );
         let _ = stop.send(true);
-        for worker in workers {
-            let _ = worker.await;
-        }
-        let _ = task_listener.await;
+        let cut_off = self.state.cut_off.clone();
+        let cutter = tokio::spawn(async move {
+            tokio::time::sleep_until(grace_over).await;
+            cut_off.cancel();
+        });
+        let mut overran = Vec::new();
         let served = match served {
-            Some(served) => served,
-            None => server.await,
+            Some(served) => Some(served),
+            None => match timeout_at(deadline, &mut server).await {
+                Ok(served) => Some(served),
+                Err(_) => {
+                    server.abort();
+                    overran.push("HTTP connections");
+                    None
+                }
+            },
         };
-        self.state.store.close().await;
-        served??;
+        cutter.abort();
+        let unfinished = finish_by(deadline, workers).await;
+        if unfinished > 0 {
+            overran.push("workers");
+        }
+        self.state.pipeline.shutdown();
+        if timeout_at(deadline, self.state.store.close())
+            .await
+            .is_err()
+        {
+            overran.push("closing the database");
+        }
+        if let Some(served) = served {
+            served??;
+        }
+        if !overran.is_empty() {
+            anyhow::bail!(
+                "shutdown overran the grace period of {} s + {} s; abandoned: {}",
+                grace.as_secs(),
+                SHUTDOWN_MARGIN.as_secs(),
+                overran.join(", ")
+            );
+        }
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Waits for the tasks until `deadline`, then aborts the rest; returns how many were aborted.
+async fn finish_by(deadline: Instant, tasks: Vec<tokio::task::JoinHandle<()>>) -> usize {
+    let mut unfinished = 0;
+    for mut task in tasks {
+        if timeout_at(deadline, &mut task).await.is_err() {
+            task.abort();
+            unfinished += 1;
+        }
+    }
+    unfinished
 }

@@ -21,9 +21,12 @@ mod webhook_configs;
 
 use std::sync::Arc;
 
+use axum::extract::State;
 use axum::http::{HeaderName, Request};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
+use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -51,6 +54,9 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Cancelled when the shutdown grace period is over: requests still running then (a slow
+    /// upload, say) are answered 503 instead of keeping the process alive.
+    pub cut_off: CancellationToken,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -69,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ade::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cut_off))
         .layer(axum::middleware::from_fn_with_state(state.clone(), faults::inject))
         .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
@@ -98,6 +105,23 @@ pub fn job_event_data(job: &JobRecord) -> serde_json::Value {
     match job.api.as_str() {
         parse::API => serde_json::json!({ "job": parse::parse_job_json(job) }),
         _ => classify_v2::job_json(job, false),
+    }
+}
+
+/// Runs the request unless shutdown's grace period ends first; then the handler (and the
+/// body it was reading) is dropped and the client told to retry elsewhere.
+async fn cut_off(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    tokio::select! {
+        response = next.run(request) => response,
+        () = state.cut_off.cancelled() => {
+            tracing::warn!("request cut off: still running when the shutdown grace period ended");
+            ApiError::Unavailable("The server is shutting down; retry the request.".into())
+                .into_response()
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,6 +44,8 @@ pub struct Extractor {
     program: PathBuf,
     limits: Limits,
     idle: Arc<Mutex<Vec<Child>>>,
+    /// Set at shutdown: children are no longer pooled, so none outlives the server.
+    closed: Arc<AtomicBool>,
 }
 
 /// What the child answers for one document.
@@ -66,6 +69,23 @@ impl Extractor {
             program,
             limits,
             idle: Arc::new(Mutex::new(Vec::new())),
+            closed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Kills the idle children and stops pooling; a child busy with a document is killed when
+    /// its work is dropped (`kill_on_drop`) or goes when it finishes.
+    pub fn shutdown(&self) {
+        let idle = self
+            .idle
+            .lock()
+            .map(|mut idle| {
+                self.closed.store(true, Ordering::SeqCst);
+                std::mem::take(&mut *idle)
+            })
+            .unwrap_or_default();
+        for mut child in idle {
+            let _ = child.process.start_kill();
         }
     }
 
@@ -140,7 +160,8 @@ impl Extractor {
 
     fn give_back(&self, child: Child) {
         if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < MAX_IDLE {
+            // Checked under the lock, so no child is pooled after `shutdown` emptied the pool.
+            if idle.len() < MAX_IDLE && !self.closed.load(Ordering::SeqCst) {
                 idle.push(child);
             }
         }

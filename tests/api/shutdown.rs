@@ -150,3 +150,120 @@ async fn sigterm_sqlite() {
 async fn sigterm_postgres() {
     sigterm_finishes_or_releases(StoreKind::Postgres).await;
 }
+
+/// The pids of the process's children (its pooled extraction children, here).
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                // Fields after the parenthesised command: state, then the parent's pid.
+                .and_then(|stat| {
+                    let rest = stat.rsplit_once(')')?.1.to_string();
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// Alive and not a zombie waiting to be reaped.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_string();
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
+/// A request that never ends (an upload whose body stops arriving) must not keep the process
+/// alive: after the grace period it is answered 503, the process exits within the margin, and
+/// no extraction child outlives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_is_bounded_by_a_hanging_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let data_dir = tempfile::tempdir().unwrap();
+    let data = data_dir.path().display().to_string();
+    let grace = 2;
+    let grace_arg = grace.to_string();
+    let mut server = ServerProcess::spawn(
+        &[
+            "--data-dir",
+            &data,
+            "--workers",
+            "2",
+            "--shutdown-grace-seconds",
+            &grace_arg,
+        ],
+        &[],
+    );
+    let pid = server.child.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let children = loop {
+        let children = children_of(pid);
+        if !children.is_empty() {
+            break children;
+        }
+        assert!(Instant::now() < deadline, "no extraction child was started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    let address = server.base.trim_start_matches("http://").to_string();
+    let mut upload = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = "POST /api/v1/beta/files HTTP/1.1\r\nHost: classifyd\r\n\
+                Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000000\r\n\r\n\
+                --b\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nclassify\r\n\
+                --b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.txt\"\r\n\r\n\
+                the first bytes of a body that never ends";
+    upload.write_all(head.as_bytes()).await.unwrap();
+    upload.flush().await.unwrap();
+    // The handler is now streaming the part into the blob store, waiting for more.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    server.terminate();
+    let signalled = Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(grace + 10),
+        upload.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the hanging request is answered")
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 503"),
+        "cut off with a 503: {answer}"
+    );
+    assert!(answer.contains(r#"{"detail":"#), "FastAPI-shaped: {answer}");
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(grace) - Duration::from_millis(100),
+        "the request had the grace period before it was cut off"
+    );
+
+    // Grace (2 s) + the margin (1 s), with room for a busy machine; without the bound the
+    // process would wait for the upload forever.
+    let status = server.wait_exit(Duration::from_secs(grace + 6));
+    assert!(
+        status.success(),
+        "a request cut off is a clean exit: {status}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while children.iter().any(|&child| running(child)) {
+        assert!(
+            Instant::now() < deadline,
+            "extraction children outlived the server: {children:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
