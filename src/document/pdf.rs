@@ -32,6 +32,9 @@ pub(super) fn extract_pages(bytes: &[u8], max_pages: usize) -> Result<Vec<String
     }
     resolve_indirect_filters(&mut doc);
     let page_numbers: Vec<u32> = doc.get_pages().keys().copied().collect();
+    for page_id in doc.get_pages().into_values().take(max_pages) {
+        draw_annotation_appearances(&mut doc, page_id);
+    }
     if page_numbers.is_empty() {
         return Err(DocumentError::InvalidPdf("it has no pages".into()));
     }
@@ -70,6 +73,118 @@ fn resolve_indirect_filters(doc: &mut PdfDocument) {
             stream.dict.set(key, value);
         }
     }
+}
+
+/// Annotations drawn per page at most; a page with more is hostile or a map.
+const MAX_ANNOTATIONS: usize = 500;
+
+/// Filled-in form fields and other annotations show their text through appearance streams
+/// outside the page's content, which pdf-extract never reads; pdftotext shows them, and a
+/// filled form's values are often what tells documents apart. Each visible annotation's
+/// normal appearance is drawn at its place by appending `Do` operations to the page.
+/// Appearances that draw other forms are left out: pdf-extract follows `Do` without a depth
+/// limit, and a form drawing itself would recurse until the stack overflows.
+fn draw_annotation_appearances(doc: &mut PdfDocument, page_id: lopdf::ObjectId) {
+    use lopdf::Object;
+    let resolve = |object: &Object| -> Option<Object> {
+        doc.dereference(object)
+            .ok()
+            .map(|(_, resolved)| resolved.clone())
+    };
+    let number = |object: &Object| {
+        object
+            .as_float()
+            .ok()
+            .or_else(|| object.as_i64().ok().map(|n| n as f32))
+    };
+    let Ok(page) = doc.get_dictionary(page_id) else {
+        return;
+    };
+    let Some(Object::Array(annotations)) = page.get(b"Annots").ok().and_then(resolve) else {
+        return;
+    };
+    let mut forms = Vec::new();
+    for annotation in annotations.iter().take(MAX_ANNOTATIONS) {
+        let Some(Object::Dictionary(annotation)) = resolve(annotation) else {
+            continue;
+        };
+        let flags = annotation.get(b"F").and_then(Object::as_i64).unwrap_or(0);
+        if flags & (2 | 32) != 0 {
+            continue; // Hidden or NoView.
+        }
+        let Some(Object::Dictionary(appearance)) = annotation.get(b"AP").ok().and_then(resolve)
+        else {
+            continue;
+        };
+        let Ok(form_id) = appearance.get(b"N").and_then(Object::as_reference) else {
+            continue; // Absent, or one appearance per state (check boxes): no text.
+        };
+        let Ok(form) = doc.get_object(form_id).and_then(Object::as_stream) else {
+            continue;
+        };
+        let content = form
+            .decompressed_content()
+            .unwrap_or_else(|_| form.content.clone());
+        let draws_forms = lopdf::content::Content::decode(&content).map_or(true, |parsed| {
+            parsed.operations.iter().any(|op| op.operator == "Do")
+        });
+        if draws_forms {
+            continue;
+        }
+        let corner = |key: &[u8]| -> Option<(f32, f32)> {
+            let Some(Object::Array(values)) = annotation.get(key).ok().and_then(resolve) else {
+                return None;
+            };
+            let v: Vec<f32> = values.iter().filter_map(number).collect();
+            (v.len() == 4).then(|| (v[0].min(v[2]), v[1].min(v[3])))
+        };
+        let Some((x, y)) = corner(b"Rect") else {
+            continue;
+        };
+        let (bx, by) = match form.dict.get(b"BBox").ok().and_then(resolve) {
+            Some(Object::Array(values)) => {
+                let v: Vec<f32> = values.iter().filter_map(number).collect();
+                if v.len() == 4 {
+                    (v[0].min(v[2]), v[1].min(v[3]))
+                } else {
+                    (0.0, 0.0)
+                }
+            }
+            _ => (0.0, 0.0),
+        };
+        forms.push((form_id, x - bx, y - by));
+    }
+    if forms.is_empty() {
+        return;
+    }
+    // The page's own resources, inherited ones copied in, with the forms added by name.
+    let mut node = Some(page_id);
+    let mut resources = lopdf::Dictionary::new();
+    for _ in 0..64 {
+        let Some(dict) = node.and_then(|id| doc.get_dictionary(id).ok()) else {
+            break;
+        };
+        if let Some(Object::Dictionary(found)) = dict.get(b"Resources").ok().and_then(resolve) {
+            resources = found;
+            break;
+        }
+        node = dict.get(b"Parent").and_then(Object::as_reference).ok();
+    }
+    let mut xobjects = match resources.get(b"XObject").ok().and_then(resolve) {
+        Some(Object::Dictionary(xobjects)) => xobjects,
+        _ => lopdf::Dictionary::new(),
+    };
+    let mut operations = String::new();
+    for (index, (form_id, dx, dy)) in forms.into_iter().enumerate() {
+        let name = format!("ClassifydAnnotation{index}");
+        xobjects.set(name.as_bytes(), Object::Reference(form_id));
+        operations.push_str(&format!("q 1 0 0 1 {dx} {dy} cm /{name} Do Q\n"));
+    }
+    resources.set("XObject", Object::Dictionary(xobjects));
+    if let Ok(page) = doc.get_object_mut(page_id).and_then(Object::as_dict_mut) {
+        page.set("Resources", Object::Dictionary(resources));
+    }
+    let _ = doc.add_page_contents(page_id, operations.into_bytes());
 }
 
 fn load(bytes: &[u8]) -> Result<PdfDocument, DocumentError> {
@@ -428,6 +543,73 @@ mod tests {
         stream.dict.set("Filter", filter_id);
         let pages = extract_pages(&save(doc), 10).unwrap();
         assert_eq!(pages, vec!["Factuur 2024-001\n".to_string()]);
+    }
+
+    /// Filled-in form fields (pdfjs-08 in the corpus: the whole certificate is field values)
+    /// are read from their appearance streams; hidden ones are not, and an appearance that
+    /// draws itself is skipped instead of recursing.
+    #[test]
+    fn form_field_values_are_read_from_their_appearances() {
+        let mut doc = one_page(
+            shown(&[([1., 0., 0., 1., 72., 720.], "Certificate of insurance")]),
+            dictionary! {},
+        );
+        let font_id = doc.add_object(dictionary! {
+            "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
+        });
+        let mut appearance = |text: &str, flags: i64, extra: &str| {
+            let content = format!("{extra} BT /F1 10 Tf 2 4 Td ({text}) Tj ET");
+            let form_id = doc.add_object(Stream::new(
+                dictionary! {
+                    "Type" => "XObject", "Subtype" => "Form",
+                    "BBox" => vec![0.into(), 0.into(), 200.into(), 20.into()],
+                    "Resources" => dictionary! { "Font" => dictionary! { "F1" => font_id } },
+                },
+                content.into_bytes(),
+            ));
+            doc.add_object(dictionary! {
+                "Type" => "Annot", "Subtype" => "Widget", "F" => flags,
+                "Rect" => vec![72.into(), 600.into(), 272.into(), 620.into()],
+                "AP" => dictionary! { "N" => form_id },
+            })
+        };
+        let visible = appearance("Jane Doe, policy 4711", 4, "");
+        let hidden = appearance("HIDDEN VALUE", 2, "");
+        let looping = appearance("LOOPING VALUE", 4, "/Self Do");
+        let Ok(Object::Dictionary(looping_dict)) = doc.get_object(looping).cloned() else {
+            unreachable!()
+        };
+        let form_id = looping_dict
+            .get(b"AP")
+            .unwrap()
+            .as_dict()
+            .unwrap()
+            .get(b"N")
+            .unwrap();
+        let form_id = form_id.as_reference().unwrap();
+        let form = doc
+            .get_object_mut(form_id)
+            .unwrap()
+            .as_stream_mut()
+            .unwrap();
+        let resources = form
+            .dict
+            .get_mut(b"Resources")
+            .unwrap()
+            .as_dict_mut()
+            .unwrap();
+        resources.set("XObject", dictionary! { "Self" => form_id });
+        let page_id = *doc.get_pages().values().next().unwrap();
+        let page = doc.get_object_mut(page_id).unwrap().as_dict_mut().unwrap();
+        page.set(
+            "Annots",
+            vec![visible.into(), hidden.into(), looping.into()],
+        );
+        let pages = extract_pages(&save(doc), 10).unwrap();
+        assert_eq!(
+            pages,
+            vec!["Certificate of insurance\nJane Doe, policy 4711\n".to_string()]
+        );
     }
 
     #[test]
