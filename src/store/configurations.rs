@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::pagination::{Bind, Conditions, SortKey};
+use super::pagination::{Bind, Conditions};
 use super::{Cursor, Page, Store, StoreResult};
 
 #[derive(Debug, Clone)]
@@ -144,44 +144,14 @@ impl Store {
         if !filter.product_types.is_empty() {
             conditions.push_in("product_type", &filter.product_types);
         }
-        if let Some(cursor) = after {
-            let SortKey::Int(created_at) = cursor.key else {
-                return Ok(Page {
-                    items: Vec::new(),
-                    next: None,
-                });
-            };
-            conditions.push(
-                "(created_at < ? OR (created_at = ? AND id < ?))",
-                [
-                    Bind::Int(created_at),
-                    Bind::Int(created_at),
-                    Bind::Text(cursor.id.clone()),
-                ],
-            );
-        }
-        let sql = self.sql(&format!(
-            "SELECT {COLUMNS} FROM configurations {} ORDER BY created_at DESC, id DESC LIMIT {}",
-            conditions.where_sql(),
-            limit + 1
-        ));
-        let rows = conditions
-            .bind_all(sqlx::query(&sql))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut items = rows
-            .iter()
-            .map(from_row)
-            .collect::<sqlx::Result<Vec<_>>>()?;
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|last| Cursor {
-                key: SortKey::Int(last.created_at),
-                id: last.id.clone(),
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        self.newest_first_page(
+            &format!("SELECT {COLUMNS} FROM configurations"),
+            conditions,
+            after,
+            limit,
+            |row| Ok(from_row(row)?),
+            |record| (record.created_at, record.id.clone()),
+        )
+        .await
     }
 }

@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::pagination::{Bind, Conditions, SortKey};
+use super::pagination::{Bind, Conditions};
 use super::webhooks::WebhookTarget;
 use super::{Cursor, Engine, Page, Store, StoreResult};
 
@@ -314,45 +314,15 @@ impl Store {
         if let Some(to) = filter.created_on_or_before {
             conditions.push("created_at <= ?", [Bind::Int(to)]);
         }
-        if let Some(cursor) = after {
-            let SortKey::Int(created_at) = cursor.key else {
-                return Ok(Page {
-                    items: Vec::new(),
-                    next: None,
-                });
-            };
-            conditions.push(
-                "(created_at < ? OR (created_at = ? AND id < ?))",
-                [
-                    Bind::Int(created_at),
-                    Bind::Int(created_at),
-                    Bind::Text(cursor.id.clone()),
-                ],
-            );
-        }
-        let sql = self.sql(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs {} ORDER BY created_at DESC, id DESC LIMIT {}",
-            conditions.where_sql(),
-            limit + 1
-        ));
-        let rows = conditions
-            .bind_all(sqlx::query(&sql))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut items = rows
-            .iter()
-            .map(job_from_row)
-            .collect::<sqlx::Result<Vec<_>>>()?;
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|last| Cursor {
-                key: SortKey::Int(last.created_at),
-                id: last.id.clone(),
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        self.newest_first_page(
+            &format!("SELECT {JOB_COLUMNS} FROM jobs"),
+            conditions,
+            after,
+            limit,
+            |row| Ok(job_from_row(row)?),
+            |record| (record.created_at, record.id.clone()),
+        )
+        .await
     }
 
     /// Cancels a job that has not finished; its tasks stop at their next lease renewal.

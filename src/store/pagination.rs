@@ -2,9 +2,11 @@
 //! cursor names the last row seen, so pages stay stable while rows are added.
 
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyArguments;
+use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::Any;
+
+use super::{Store, StoreResult};
 
 /// Position after which the next page starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,5 +90,61 @@ impl Conditions {
             };
         }
         query
+    }
+}
+
+impl Store {
+    /// One page of a newest-first list (`ORDER BY created_at DESC, id DESC`): `select` is the
+    /// `SELECT … FROM table` part, `conditions` its filters, `key` a row's `created_at` and id;
+    /// the cursor's condition, the order and the limit are added here.
+    pub(crate) async fn newest_first_page<T>(
+        &self,
+        select: &str,
+        mut conditions: Conditions,
+        after: Option<&Cursor>,
+        limit: usize,
+        from_row: impl Fn(&AnyRow) -> StoreResult<T>,
+        key: impl Fn(&T) -> (i64, String),
+    ) -> StoreResult<Page<T>> {
+        if let Some(cursor) = after {
+            // A cursor these lists never issue (its key is not a time): nothing follows it.
+            let SortKey::Int(created_at) = cursor.key else {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next: None,
+                });
+            };
+            conditions.push(
+                "(created_at < ? OR (created_at = ? AND id < ?))",
+                [
+                    Bind::Int(created_at),
+                    Bind::Int(created_at),
+                    Bind::Text(cursor.id.clone()),
+                ],
+            );
+        }
+        let sql = self.sql(&format!(
+            "{select} {} ORDER BY created_at DESC, id DESC LIMIT {}",
+            conditions.where_sql(),
+            limit + 1
+        ));
+        let rows = conditions
+            .bind_all(sqlx::query(&sql))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut items = rows.iter().map(from_row).collect::<StoreResult<Vec<_>>>()?;
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|last| {
+                let (created_at, id) = key(last);
+                Cursor {
+                    key: SortKey::Int(created_at),
+                    id,
+                }
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next })
     }
 }

@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::jobs::JobRecord;
-use super::pagination::{Bind, Conditions, SortKey};
+use super::pagination::{Bind, Conditions};
 use super::{Cursor, Engine, Page, Store, StoreResult};
 
 /// Where and how to report a job's events (a saved config, or a target copied onto a job).
@@ -215,46 +215,17 @@ impl Store {
     ) -> StoreResult<Page<WebhookConfigRecord>> {
         let mut conditions = Conditions::default();
         conditions.push("project_id = ?", [Bind::Text(project_id.to_string())]);
-        if let Some(cursor) = after {
-            let SortKey::Int(created_at) = cursor.key else {
-                return Ok(Page {
-                    items: Vec::new(),
-                    next: None,
-                });
-            };
-            conditions.push(
-                "(created_at < ? OR (created_at = ? AND id < ?))",
-                [
-                    Bind::Int(created_at),
-                    Bind::Int(created_at),
-                    Bind::Text(cursor.id.clone()),
-                ],
-            );
-        }
-        let sql = self.sql(&format!(
-            "SELECT id, project_id, {TARGET_COLUMNS}, created_at, updated_at FROM webhook_configs {} \
-             ORDER BY created_at DESC, id DESC LIMIT {}",
-            conditions.where_sql(),
-            limit + 1
-        ));
-        let rows = conditions
-            .bind_all(sqlx::query(&sql))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut items = rows
-            .iter()
-            .map(config_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|last| Cursor {
-                key: SortKey::Int(last.created_at),
-                id: last.id.clone(),
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        self.newest_first_page(
+            &format!(
+                "SELECT id, project_id, {TARGET_COLUMNS}, created_at, updated_at FROM webhook_configs"
+            ),
+            conditions,
+            after,
+            limit,
+            config_from_row,
+            |record| (record.created_at, record.id.clone()),
+        )
+        .await
     }
 
     pub async fn count_webhook_configs(&self, project_id: &str) -> StoreResult<i64> {
