@@ -255,6 +255,15 @@ pub struct WebhookSettings {
     /// every further attempt, up to an hour.
     #[arg(long, env = "CLASSIFYD_WEBHOOK_RETRY_BASE_MS", default_value_t = 2000)]
     pub webhook_retry_base_ms: u64,
+
+    /// Settled deliveries (delivered, or given up) are deleted from the outbox this many
+    /// seconds after their last attempt, so it does not grow forever; 0 keeps them.
+    #[arg(
+        long,
+        env = "CLASSIFYD_WEBHOOK_RETENTION_SECONDS",
+        default_value_t = 604_800
+    )]
+    pub webhook_retention_seconds: u64,
 }
 
 impl OutboundSettings {

@@ -369,6 +369,28 @@ impl Store {
         }))
     }
 
+    /// Deletes settled deliveries (`DELIVERED`, `FAILED`) last attempted before `before`, in
+    /// batches so that SQLite's single writer is never held long; returns how many went.
+    pub async fn prune_deliveries(&self, before: i64) -> StoreResult<u64> {
+        const BATCH: u64 = 500;
+        let sql = self.sql(&format!(
+            "DELETE FROM webhook_deliveries WHERE seq IN (SELECT seq FROM webhook_deliveries \
+             WHERE status IN ('DELIVERED', 'FAILED') AND updated_at < $1 LIMIT {BATCH})"
+        ));
+        let mut pruned = 0;
+        loop {
+            let done = sqlx::query(&sql)
+                .bind(before)
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
+            pruned += done;
+            if done < BATCH {
+                return Ok(pruned);
+            }
+        }
+    }
+
     /// Records an attempt's outcome if the lease is still this sender's.
     pub async fn finish_delivery(
         &self,

@@ -9,6 +9,7 @@
 //! until `CLASSIFYD_WEBHOOK_MAX_ATTEMPTS`. A URL the guard refuses fails at once. The body of
 //! a retry is byte-for-byte the first one, so its event id lets a receiver drop duplicates
 //! (a sender that dies mid-request leaves a lease that expires, and the event is sent again).
+//! Settled deliveries are deleted `CLASSIFYD_WEBHOOK_RETENTION_SECONDS` after their last attempt.
 
 use std::time::Duration;
 
@@ -51,10 +52,10 @@ impl Deliverer {
         }
     }
 
-    /// Starts the sender loops; they stop when `shutdown` becomes true (after finishing the
-    /// request in flight, which the outbound timeout bounds).
+    /// Starts the sender loops and the outbox pruner; they stop when `shutdown` becomes true
+    /// (a sender after finishing the request in flight, which the outbound timeout bounds).
     pub fn spawn(self, shutdown: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
-        (0..SENDERS)
+        let mut tasks: Vec<_> = (0..SENDERS)
             .map(|n| {
                 let sender = self.clone();
                 let shutdown = shutdown.clone();
@@ -63,7 +64,33 @@ impl Deliverer {
                         .instrument(tracing::info_span!("webhook_sender", n)),
                 )
             })
-            .collect()
+            .collect();
+        if self.settings.webhook_retention_seconds > 0 {
+            tasks.push(tokio::spawn(
+                async move { self.prune(shutdown).await }
+                    .instrument(tracing::info_span!("webhook_pruner")),
+            ));
+        }
+        tasks
+    }
+
+    /// Deletes settled deliveries older than the retention period, a tenth of that period
+    /// apart (between 1 s and 10 min). Every replica prunes; the deletes do not conflict.
+    async fn prune(&self, mut shutdown: watch::Receiver<bool>) {
+        let retention = Duration::from_secs(self.settings.webhook_retention_seconds);
+        let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(600));
+        while !*shutdown.borrow() {
+            let before = crate::store::now_micros() - retention.as_micros() as i64;
+            match self.store.prune_deliveries(before).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "settled webhook deliveries deleted"),
+                Err(error) => tracing::warn!(%error, "could not prune webhook deliveries"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
     }
 
     async fn run(&self, mut shutdown: watch::Receiver<bool>) {

@@ -20,3 +20,4 @@ mod restart;
 mod result_cache;
 mod s3;
 mod shutdown;
+mod webhook_outbox;
