@@ -119,24 +119,8 @@ fi
 CLASSIFYD_BIN="$PWD/target/debug/classifyd" "$venv_v1/bin/python" -m pytest tests/sdk_v1 -q -p no:cacheprovider
 
 step "schemathesis: the server against its own openapi.yaml"
-# Generated requests (the document's examples, coverage, fuzzing, stateful sequences through
-# the document's links) against a fresh server; what is checked and what is left out, and why,
-# is in the README. One worker: with two, Python 3.11's ast.parse races inside hypothesis
-# (`SystemError: AST constructor recursion depth mismatch`) and aborts operations at random.
-st_port_file="$(mktemp -u)"
-target/debug/classifyd serve --ephemeral --listen 127.0.0.1:0 --port-file "$st_port_file" \
-  --api-keys "" 2>target/schemathesis-server.log &
-st_server=$!
-for _ in $(seq 1 100); do [ -s "$st_port_file" ] && break; sleep 0.1; done
-st_status=0
-# From target/: schemathesis keeps a cache directory in the working directory.
-(cd target && "tools-venv/bin/schemathesis" run "http://127.0.0.1:$(cat "$st_port_file")/openapi.yaml" \
-  --checks all --exclude-checks positive_data_acceptance,negative_data_rejection \
-  --phases examples,coverage,fuzzing,stateful --max-examples 50 --workers 1 --seed 20261124 \
-  --generation-database none --no-color) || st_status=$?
-kill "$st_server" && wait "$st_server" || true
-rm -f "$st_port_file"
-[ "$st_status" = 0 ] || { echo "schemathesis found failures (server log: target/schemathesis-server.log)" >&2; exit 1; }
+# In a network namespace with only loopback; see the script.
+bash scripts/schemathesis.sh
 
 drop_test_databases
 step "all tests passed"

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::classify_v2::{check_mode, page_size, validate_configuration, ConfigurationIn, RuleIn};
 use super::error::{ApiError, ApiResult, FieldError};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::AppState;
 use crate::classifier::config::ParsingConfiguration;
 use crate::store::{micros_to_rfc3339, JobFilter, JobRecord, NewJob, TaskRecord};
@@ -262,7 +262,7 @@ async fn create(
 async fn retrieve(
     State(state): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<String>,
+    ApiPath(job_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let job = find_job(&state, &caller, &job_id).await?;
     let tasks = state
@@ -285,7 +285,7 @@ async fn find_job(state: &AppState, caller: &Caller, job_id: &str) -> ApiResult<
 async fn results(
     State(state): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<String>,
+    ApiPath(job_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let job = find_job(&state, &caller, &job_id).await?;
     let tasks = state
