@@ -153,27 +153,24 @@ impl Store {
                 })?;
             return Ok((existing, false));
         };
-        self.wake_workers(job.file_ids.len());
+        self.tasks_committed(job.file_ids.len());
         Ok((record, true))
     }
 
-    /// PostgreSQL without webhooks (no event to write): job, tasks and the workers'
-    /// notification in one statement, so a create costs one round trip and one commit
-    /// instead of five round trips holding a pooled connection (BENCHMARKS.md, load).
+    /// PostgreSQL without webhooks (no event to write): job and tasks in one statement, so a
+    /// create costs one round trip instead of four holding a pooled connection.
     async fn insert_job_in_one_statement(
         &self,
         job: &NewJob,
         now: i64,
     ) -> StoreResult<Option<JobRecord>> {
-        // $1–$11 the job (as `bind_job`), $12–$13 the notification, then (id, file id) per task.
+        // $1–$11 the job (as `bind_job`), then (id, file id) per task.
         let tasks: Vec<String> = (0..job.file_ids.len())
             .map(|position| {
-                let id = 14 + 2 * position;
+                let id = 12 + 2 * position;
                 format!("(${id}, ${}, CAST({position} AS BIGINT))", id + 1)
             })
             .collect();
-        // The notification's subquery reads `job`, so it is sent only if the job was inserted;
-        // pg_notify is volatile, so the planner keeps it although no column of it is used.
         let sql = format!(
             "WITH job AS (\
                 INSERT INTO jobs (id, project_id, user_id, api, status, configuration, configuration_id, \
@@ -184,12 +181,10 @@ impl Store {
                 INSERT INTO tasks (id, job_id, file_id, position, status, run_after, created_at, updated_at) \
                 SELECT t.id, job.id, t.file_id, t.position, 'PENDING', $11, $11, $11 \
                 FROM job, (VALUES {}) AS t (id, file_id, position)) \
-             SELECT {JOB_COLUMNS} FROM job, (SELECT pg_notify($12, $13) FROM job) AS announced",
+             SELECT {JOB_COLUMNS} FROM job",
             tasks.join(", ")
         );
-        let mut query = bind_job(sqlx::query(&sql), job, now)
-            .bind(super::notify::CHANNEL)
-            .bind(job.file_ids.len().to_string());
+        let mut query = bind_job(sqlx::query(&sql), job, now);
         for file_id in &job.file_ids {
             query = query.bind(uuid::Uuid::new_v4().to_string()).bind(file_id);
         }
@@ -236,7 +231,6 @@ impl Store {
         self.insert_job_webhooks(&mut tx, &record.id, &job.webhooks)
             .await?;
         let event = self.enqueue_job_event(&mut tx, &record).await?;
-        self.announce_tasks(&mut tx, job.file_ids.len()).await?;
         tx.commit().await?;
         self.webhook_event_written(event);
         Ok(Some(record))

@@ -22,6 +22,7 @@ mod tasks;
 mod webhooks;
 
 use std::str::FromStr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,6 +74,10 @@ pub struct Store {
     pub task_queued: Arc<Notify>,
     /// Where the task-queued listener connects (PostgreSQL only; see `notify.rs`).
     postgres_url: Option<Arc<str>>,
+    /// Tasks committed but not yet announced to other replicas, and the announcer's wake-up
+    /// (see `notify.rs`).
+    unannounced: Arc<AtomicUsize>,
+    announce: Arc<Notify>,
     /// Wakes idle webhook senders in this process when an event is written.
     pub webhook_queued: Arc<Notify>,
 }
@@ -104,6 +109,8 @@ impl Store {
             engine,
             task_queued: Arc::new(Notify::new()),
             postgres_url: (engine == Engine::Postgres).then(|| Arc::from(url)),
+            unannounced: Arc::new(AtomicUsize::new(0)),
+            announce: Arc::new(Notify::new()),
             webhook_queued: Arc::new(Notify::new()),
         })
     }
