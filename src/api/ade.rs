@@ -27,6 +27,11 @@ use crate::pipeline::PipelineError;
 
 const MAX_CLASSES: usize = 100;
 const MAX_CLASS_NAME_CHARS: usize = 100;
+/// Longest accepted text field (`document_url`, `model`, one `classes[i][…]` field); text
+/// fields are held in memory, so none may be as large as an upload.
+const MAX_TEXT_FIELD_BYTES: usize = 64 * 1024;
+/// Longest accepted `classes` JSON string: room for the most classes with long descriptions.
+const MAX_CLASSES_JSON_BYTES: usize = 1024 * 1024;
 /// The answer for a page that fits none of the classes.
 const UNKNOWN: &str = "unknown";
 
@@ -161,12 +166,20 @@ async fn read_form(state: &AppState, mut multipart: Multipart) -> ApiResult<Form
                 let file_name = sanitize_name(field.file_name().unwrap_or("upload"));
                 form.document = Some(spool(state, file_name, &mut field).await?);
             }
-            "document_url" => form.document_url = Some(text(field).await?),
-            "model" => form.model = Some(text(field).await?),
-            "classes" => form.classes_json = Some(text(field).await?),
+            "document_url" => form.document_url = Some(text(field, MAX_TEXT_FIELD_BYTES).await?),
+            "model" => form.model = Some(text(field, MAX_TEXT_FIELD_BYTES).await?),
+            "classes" => form.classes_json = Some(text(field, MAX_CLASSES_JSON_BYTES).await?),
             _ => {
                 if let Some((index, key)) = indexed_class_field(&name) {
-                    let value = text(field).await?;
+                    if form.indexed_classes.len() == MAX_CLASSES
+                        && !form.indexed_classes.contains_key(&index)
+                    {
+                        return Err(ApiError::validation(
+                            vec![json!("body"), json!("classes")],
+                            format!("At most {MAX_CLASSES} classes are allowed"),
+                        ));
+                    }
+                    let value = text(field, MAX_TEXT_FIELD_BYTES).await?;
                     let class = form.indexed_classes.entry(index).or_default();
                     match key {
                         "class" => class.name = Some(value),
@@ -180,8 +193,18 @@ async fn read_form(state: &AppState, mut multipart: Multipart) -> ApiResult<Form
     Ok(form)
 }
 
-async fn text(field: Field<'_>) -> ApiResult<String> {
-    field.text().await.map_err(malformed)
+/// A text field, refused with a 422 past `limit` bytes or when it is not UTF-8.
+async fn text(mut field: Field<'_>, limit: usize) -> ApiResult<String> {
+    let name = field.name().unwrap_or_default().to_string();
+    let invalid = |msg: String| ApiError::validation(vec![json!("body"), json!(name)], msg);
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+        if bytes.len() + chunk.len() > limit {
+            return Err(invalid(format!("{name} is longer than {limit} bytes")));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| invalid(format!("{name} is not valid UTF-8")))
 }
 
 /// `classes[3][description]` → (3, "description").

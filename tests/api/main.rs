@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod ade;
 mod auth;
 mod classify;
 mod documents;
