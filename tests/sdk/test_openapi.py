@@ -75,6 +75,15 @@ EXPECTED_OPERATIONS = {
     ("get", "/api/v2/parse/{job_id}"),
     ("delete", "/api/v2/parse/{job_id}"),
     ("post", "/api/v2/parse/{job_id}/cancel"),
+    ("post", "/api/v1/files"),
+    ("get", "/api/v1/files/{file_id}"),
+    ("delete", "/api/v1/files/{file_id}"),
+    ("get", "/api/v1/files/{file_id}/content"),
+    ("post", "/api/v1/classifier/jobs"),
+    ("get", "/api/v1/classifier/jobs"),
+    ("get", "/api/v1/classifier/jobs/{job_id}"),
+    ("get", "/api/v1/classifier/jobs/{job_id}/results"),
+    ("post", "/v1/ade/classify"),
 }
 
 
