@@ -95,6 +95,16 @@ if [ -d ../shared/corpus ] && command -v pdftotext >/dev/null; then
 fi
 echo "benchmark harness: $(wc -l < "$bench_out") reports in $bench_out"
 
+step "fuzzing the extractor (opt-in: CLASSIFYD_FUZZ_SECONDS)"
+# The inputs fuzzing found are regression tests in cargo test above (tests/corpus.rs). A run
+# of the fuzzer itself builds an instrumented release copy of classifyd's whole dependency
+# tree, well past CI's budget, so it runs only when asked for (README: Fuzzing).
+if [ "${CLASSIFYD_FUZZ_SECONDS:-0}" != "0" ]; then
+  bash scripts/fuzz.sh "$CLASSIFYD_FUZZ_SECONDS"
+else
+  echo "skipped; run it with CLASSIFYD_FUZZ_SECONDS=60 bash scripts/test.sh, or bash scripts/fuzz.sh 600"
+fi
+
 step "official SDK tests"
 venv=target/sdk-venv
 stamp="$venv/.requirements"
