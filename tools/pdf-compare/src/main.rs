@@ -20,12 +20,18 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+mod render;
+
 const EXTRACTORS: &[&str] = &[
     "lopdf",
     "pdf-extract",
     "pdf-extract+lopdf",
+    "classifyd",
+    #[cfg(feature = "oxide")]
     "pdf_oxide",
+    #[cfg(feature = "oxide")]
     "pdf_oxide+pdf-extract",
+    #[cfg(feature = "oxide")]
     "pdf-extract+lopdf+pdf_oxide",
 ];
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,9 +48,16 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("one") if args.len() == 4 => run_one(&args[2], Path::new(&args[3])),
+        Some("show") if args.len() == 4 => show(Path::new(&args[2]), &args[3]),
+        Some("render") if args.len() == 3 || args.len() == 4 => {
+            let dpi = args.get(3).map_or(Ok(100.0), |d| d.parse::<f32>());
+            render::compare(Path::new(&args[2]), dpi.expect("DPI is a number"))
+        }
         Some(dir) if args.len() == 2 => compare(Path::new(dir)),
         _ => {
-            eprintln!("usage: pdf-compare CORPUS_DIR   (see run.sh)");
+            eprintln!(
+                "usage: pdf-compare CORPUS_DIR | render CORPUS_DIR [DPI] | show FILE PAGE   (see run.sh)"
+            );
             std::process::exit(2);
         }
     }
@@ -88,7 +101,8 @@ fn extract(extractor: &str, bytes: &[u8]) -> Result<Vec<String>, String> {
                 .map(|&n| pdf_extract_page(&doc, n))
                 .collect()
         }
-        // classifyd's extractor: pdf-extract per page (its panics caught), lopdf where it fails.
+        // classifyd's libraries without its clean-up: pdf-extract per page (its panics caught),
+        // lopdf where it fails.
         "pdf-extract+lopdf" => {
             let doc = load_lopdf(bytes)?;
             Ok(doc
@@ -101,6 +115,18 @@ fn extract(extractor: &str, bytes: &[u8]) -> Result<Vec<String>, String> {
                     },
                 )
                 .collect())
+        }
+        // What the server reads: the same code as the sandboxed `classifyd extract` child
+        // (the structural guard, pdf-extract + lopdf fallback, and classifyd's clean-up).
+        "classifyd" => {
+            let limits = classifyd::document::ParseLimits {
+                max_pages: 10_000,
+                max_nesting_depth: 256,
+                max_stream_bytes: 256 << 20,
+            };
+            classifyd::document::extract_in_process(bytes, &limits)
+                .map(|document| document.pages)
+                .map_err(|e| e.to_string())
         }
         "pdf_oxide" => oxide_pages(bytes),
         // The current path, with pdf_oxide only for what it leaves empty.
@@ -161,6 +187,12 @@ fn pdf_extract_page(doc: &lopdf::Document, number: u32) -> Result<String, String
     Ok(text)
 }
 
+#[cfg(not(feature = "oxide"))]
+fn oxide_pages(_bytes: &[u8]) -> Result<Vec<String>, String> {
+    Err("built without the oxide feature".into())
+}
+
+#[cfg(feature = "oxide")]
 fn oxide_pages(bytes: &[u8]) -> Result<Vec<String>, String> {
     let doc = pdf_oxide::PdfDocument::from_bytes(bytes.to_vec()).map_err(|e| e.to_string())?;
     let count = doc.page_count().map_err(|e| e.to_string())?;
@@ -320,6 +352,8 @@ struct Tally {
     f1: Vec<f64>,
     /// Per-file mean F1, for the worst-files list.
     per_file: Vec<(String, f64)>,
+    /// (file, 1-based page, F1, reference tokens), for the worst-pages list.
+    per_page: Vec<(String, usize, f64, usize)>,
 }
 
 fn pdfs_in(dir: &Path) -> Vec<PathBuf> {
@@ -374,6 +408,7 @@ fn compare(dir: &Path) {
         ref_pages as f64 / ref_seconds
     );
     let mut worst = Vec::new();
+    let mut classifyd_pages = Vec::new();
     for extractor in EXTRACTORS {
         let mut real_tally = Tally::default();
         for path in &real {
@@ -382,11 +417,16 @@ fn compare(dir: &Path) {
             if let (Seen::Ok { pages, seconds }, Some(reference)) = (&result, reference.get(path)) {
                 real_tally.pages += pages.len();
                 real_tally.seconds += seconds;
-                let scores: Vec<f64> = reference
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, r)| token_f1(pages.get(i).map_or("", String::as_str), r))
-                    .collect();
+                let mut scores = Vec::new();
+                for (i, r) in reference.iter().enumerate() {
+                    if let Some(f1) = token_f1(pages.get(i).map_or("", String::as_str), r) {
+                        let weight = tokens(r).values().sum();
+                        real_tally
+                            .per_page
+                            .push((file_name(path), i + 1, f1, weight));
+                        scores.push(f1);
+                    }
+                }
                 if !scores.is_empty() {
                     let mean = scores.iter().sum::<f64>() / scores.len() as f64;
                     real_tally.per_file.push((file_name(path), mean));
@@ -417,6 +457,9 @@ fn compare(dir: &Path) {
         real_tally
             .per_file
             .sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap());
+        if *extractor == "classifyd" {
+            classifyd_pages = std::mem::take(&mut real_tally.per_page);
+        }
         worst.push((extractor, real_tally.per_file));
     }
     println!("\nLowest per-file mean F1 (five worst per extractor):\n");
@@ -428,6 +471,42 @@ fn compare(dir: &Path) {
             .collect();
         println!("- {extractor}: {}", list.join(", "));
     }
+    // Where classifyd loses F1: its lowest pages, with their size (every page weighs the same
+    // in the mean); `pdf-compare show FILE PAGE` shows the two texts.
+    classifyd_pages.sort_by(|a, b| (a.2).partial_cmp(&b.2).unwrap());
+    println!("\nclassifyd's lowest pages (file page F1, pdftotext tokens):\n");
+    for (file, page, f1, weight) in classifyd_pages.iter().take(15) {
+        println!("- {file} p{page} {f1:.2} ({weight} tokens)");
+    }
+}
+
+/// One page of one file: classifyd's text, pdftotext's, and the tokens only one side has.
+fn show(path: &Path, page: &str) {
+    let page: usize = page.parse().expect("PAGE is a 1-based number");
+    let bytes = std::fs::read(path).expect("readable input");
+    let ours = extract("classifyd", &bytes).unwrap_or_else(|e| vec![format!("<error: {e}>")]);
+    let reference = pdftotext(path).map(|(pages, _)| pages).unwrap_or_default();
+    let (ours, reference) = (
+        ours.get(page - 1).cloned().unwrap_or_default(),
+        reference.get(page - 1).cloned().unwrap_or_default(),
+    );
+    println!("--- classifyd ---\n{ours}\n--- pdftotext ---\n{reference}");
+    let (a, b) = (tokens(&ours), tokens(&reference));
+    let only = |x: &HashMap<String, usize>, y: &HashMap<String, usize>| {
+        let mut list: Vec<String> = x
+            .iter()
+            .filter(|(t, &n)| n > y.get(*t).copied().unwrap_or(0))
+            .map(|(t, n)| format!("{t}×{}", n - y.get(t).copied().unwrap_or(0)))
+            .collect();
+        list.sort();
+        list.join(" ")
+    };
+    println!("--- only classifyd ---\n{}", only(&a, &b));
+    println!("--- only pdftotext ---\n{}", only(&b, &a));
+    println!(
+        "--- token F1 {:.3} ---",
+        token_f1(&ours, &reference).unwrap_or(1.0)
+    );
 }
 
 fn count(tally: &mut Tally, result: &Seen) {
