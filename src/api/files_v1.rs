@@ -14,6 +14,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::ApiQuery;
 use super::files::{extension, file_json, malformed, sanitize_name, store_part};
 use super::AppState;
+use crate::blob::StoredBlob;
 use crate::store::NewFile;
 
 pub fn routes() -> Router<AppState> {
@@ -50,32 +51,48 @@ async fn upload(
         )
     })?;
     let id = format!("dfl-{}", uuid::Uuid::new_v4());
+    // Whatever goes wrong after the bytes were stored, they must not stay behind.
+    let inserted = match receive(&state, &mut multipart, &id).await {
+        Ok((name, stored)) => state
+            .store
+            .insert_file(NewFile {
+                id: id.clone(),
+                project_id: caller.project_id,
+                file_type: extension(&name),
+                name,
+                purpose: None,
+                external_file_id: q.external_file_id.filter(|e| !e.is_empty()),
+                size_bytes: stored.size as i64,
+                sha256: stored.sha256,
+                blob_key: id.clone(),
+            })
+            .await
+            .map_err(ApiError::from),
+        Err(error) => Err(error),
+    };
+    match inserted {
+        Ok(file) => Ok(Json(file_json(&file))),
+        Err(error) => {
+            state.blobs.delete(&id).await?;
+            Err(error)
+        }
+    }
+}
+
+/// The `upload_file` part's name, with its bytes stored under `id`; other parts are skipped.
+async fn receive(
+    state: &AppState,
+    multipart: &mut Multipart,
+    id: &str,
+) -> ApiResult<(String, StoredBlob)> {
     let mut uploaded = None;
     while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
         if field.name() == Some("upload_file") && uploaded.is_none() {
             let name = sanitize_name(field.file_name().unwrap_or("upload"));
-            uploaded = Some((name, store_part(&state, &mut field, &id).await?));
+            uploaded = Some((name, store_part(state, &mut field, id).await?));
         }
     }
-    let Some((name, stored)) = uploaded else {
-        return Err(ApiError::validation(
-            vec![json!("body"), json!("upload_file")],
-            "Field required",
-        ));
-    };
-    let file = state
-        .store
-        .insert_file(NewFile {
-            id: id.clone(),
-            project_id: caller.project_id,
-            file_type: extension(&name),
-            name,
-            purpose: None,
-            external_file_id: q.external_file_id.filter(|e| !e.is_empty()),
-            size_bytes: stored.size as i64,
-            sha256: stored.sha256,
-            blob_key: id,
-        })
-        .await?;
-    Ok(Json(file_json(&file)))
+    uploaded.ok_or_else(|| {
+        ApiError::validation(vec![json!("body"), json!("upload_file")], "Field required")
+    })
 }

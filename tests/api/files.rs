@@ -1,6 +1,7 @@
 use serde_json::Value;
 
 use crate::common::pdf::invoice_pdf;
+use crate::common::server::{StoreKind, TestApp};
 use crate::store_test;
 
 store_test!(upload_get_list_download_delete, &[], |app| {
@@ -193,3 +194,35 @@ store_test!(
         assert_eq!(leftovers, 0, "rejected uploads leave no temporary files");
     }
 );
+
+/// A classic (`/api/v1/files`) upload whose body breaks after the file part was stored is
+/// refused, and the stored bytes are removed with it (they once stayed behind, unreferenced).
+#[tokio::test]
+async fn classic_upload_refused_after_the_file_part_leaves_no_bytes() {
+    let app = TestApp::spawn(StoreKind::Sqlite, &[]).await.unwrap();
+    let body =
+        "--b\r\nContent-Disposition: form-data; name=\"upload_file\"; filename=\"a.txt\"\r\n\r\n\
+                hello\r\n--b\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\ncut off";
+    let response = app
+        .client
+        .post(app.url("/api/v1/files"))
+        .header("content-type", "multipart/form-data; boundary=b")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let detail: serde_json::Value = response.json().await.unwrap();
+    assert!(detail["detail"].is_string(), "{detail}");
+
+    let objects = app.data_dir.path().join("blobs/objects");
+    let stored: Vec<_> = std::fs::read_dir(&objects)
+        .map(|shards| {
+            shards
+                .flat_map(|shard| std::fs::read_dir(shard.unwrap().path()).unwrap())
+                .map(|entry| entry.unwrap().path())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(stored.is_empty(), "bytes left behind: {stored:?}");
+}
