@@ -9,6 +9,7 @@ mod pdf;
 pub mod render;
 pub mod sandbox;
 mod text;
+mod to_unicode;
 
 use serde::{Deserialize, Serialize};
 

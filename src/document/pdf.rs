@@ -31,6 +31,11 @@ pub(super) fn extract_pages(bytes: &[u8], max_pages: usize) -> Result<Vec<String
         }
     }
     resolve_indirect_filters(&mut doc);
+    // Font programs and tables are untrusted input too: a parser panic there costs the fonts
+    // their text, not the document.
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        super::to_unicode::add_missing(&mut doc)
+    }));
     let page_numbers: Vec<u32> = doc.get_pages().keys().copied().collect();
     for page_id in doc.get_pages().into_values().take(max_pages) {
         draw_annotation_appearances(&mut doc, page_id);
