@@ -31,6 +31,7 @@ pub(super) fn extract_pages(bytes: &[u8], max_pages: usize) -> Result<Vec<String
         }
     }
     resolve_indirect_filters(&mut doc);
+    name_fonts_given_as_strings(&mut doc);
     // Font programs and tables are untrusted input too: a parser panic there costs the fonts
     // their text, not the document.
     let _ = catch_unwind(AssertUnwindSafe(|| {
@@ -77,6 +78,38 @@ fn resolve_indirect_filters(doc: &mut PdfDocument) {
         if let Some(lopdf::Object::Stream(stream)) = doc.objects.get_mut(&id) {
             stream.dict.set(key, value);
         }
+    }
+}
+
+/// Some producers (iText 5, for one) write a font's /BaseFont as a string, often UTF-16 with
+/// stray NULs, where a name belongs. pdf-extract panics on it and the page fell back on
+/// lopdf, whose text is not clipped to the page; the string becomes the name it meant.
+fn name_fonts_given_as_strings(doc: &mut PdfDocument) {
+    use lopdf::Object;
+    for object in doc.objects.values_mut() {
+        let Object::Dictionary(dict) = object else {
+            continue;
+        };
+        if dict.get(b"Type").and_then(Object::as_name).ok() != Some(b"Font") {
+            continue;
+        }
+        let Ok(Object::String(bytes, _)) = dict.get(b"BaseFont") else {
+            continue;
+        };
+        let text = match bytes.strip_prefix(&[0xFE, 0xFF]) {
+            Some(utf16) => String::from_utf16_lossy(
+                &utf16
+                    .chunks_exact(2)
+                    .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
+                    .collect::<Vec<u16>>(),
+            ),
+            None => bytes.iter().map(|&b| char::from(b)).collect(),
+        };
+        let name: String = text
+            .chars()
+            .filter(|c| !c.is_whitespace() && !c.is_control())
+            .collect();
+        dict.set("BaseFont", Object::Name(name.into_bytes()));
     }
 }
 
@@ -226,7 +259,10 @@ fn with_empty_file_id(bytes: &[u8]) -> Option<Vec<u8>> {
 
 fn page_text(doc: &PdfDocument, number: u32) -> String {
     let primary = catch_unwind(AssertUnwindSafe(|| {
-        let mut output = TextLayout::default();
+        let mut output = TextLayout {
+            visible: visible_area(doc, number),
+            ..TextLayout::default()
+        };
         pdf_extract::output_doc_page(doc, &mut output, number).map(|()| output.text)
     }));
     let primary = match primary {
@@ -253,6 +289,56 @@ fn page_text(doc: &PdfDocument, number: u32) -> String {
     catch_unwind(AssertUnwindSafe(|| shown_strings(doc, number)))
         .map(|text| normalise(&text))
         .unwrap_or_default()
+}
+
+/// The part of the page a reader shows, in default user space (x0, y0, x1, y1): the crop box
+/// (by default the media box) clipped to the media box, each inherited through the page tree
+/// as readers do. `None` when the page gives neither.
+fn visible_area(doc: &PdfDocument, number: u32) -> Option<(f64, f64, f64, f64)> {
+    use lopdf::Object;
+    let page_id = *doc.get_pages().get(&number)?;
+    let inherited = |key: &[u8]| -> Option<(f64, f64, f64, f64)> {
+        let mut node = Some(page_id);
+        for _ in 0..64 {
+            let dict = doc.get_dictionary(node?).ok()?;
+            if let Ok(value) = dict.get(key) {
+                let Ok((_, Object::Array(values))) = doc.dereference(value) else {
+                    return None;
+                };
+                let v: Vec<f64> = values
+                    .iter()
+                    .filter_map(|value| {
+                        let (_, value) = doc.dereference(value).ok()?;
+                        value
+                            .as_float()
+                            .map(f64::from)
+                            .ok()
+                            .or_else(|| value.as_i64().ok().map(|n| n as f64))
+                    })
+                    .collect();
+                return (v.len() == 4).then(|| {
+                    (
+                        v[0].min(v[2]),
+                        v[1].min(v[3]),
+                        v[0].max(v[2]),
+                        v[1].max(v[3]),
+                    )
+                });
+            }
+            node = dict.get(b"Parent").and_then(Object::as_reference).ok();
+        }
+        None
+    };
+    let media = inherited(b"MediaBox");
+    match (inherited(b"CropBox"), media) {
+        (Some(crop), Some(media)) => Some((
+            crop.0.max(media.0),
+            crop.1.max(media.1),
+            crop.2.min(media.2),
+            crop.3.min(media.3),
+        )),
+        (crop, media) => crop.or(media),
+    }
 }
 
 /// Last resort for a page whose fonts are damaged or missing (both extractors give up): the
@@ -327,6 +413,10 @@ struct TextLayout {
     /// Whether the next glyph starts a shown string (gaps are judged only there, since
     /// letter spacing inside a string is not a word break).
     string_start: bool,
+    /// The page's visible area (see [`visible_area`]); glyphs drawn outside it are not read,
+    /// as no reader shows them (pdftotext drops them too). Pages cut out of one larger sheet
+    /// (pdfjs-09 in the corpus) carry the whole sheet's text.
+    visible: Option<(f64, f64, f64, f64)>,
 }
 
 impl pdf_extract::OutputDev for TextLayout {
@@ -361,6 +451,13 @@ impl pdf_extract::OutputDev for TextLayout {
             (1.0, 0.0)
         };
         let size = ((trm.m11 * trm.m22 - trm.m12 * trm.m21).abs().sqrt() * font_size).max(1e-6);
+        if let Some((x0, y0, x1, y1)) = self.visible {
+            // The glyph's origin, with a glyph's size of slack for glyphs that straddle an edge.
+            let (ux, uy) = (trm.m31, trm.m32);
+            if ux < x0 - size || ux > x1 + size || uy < y0 - size || uy > y1 + size {
+                return Ok(());
+            }
+        }
         if let (true, Some((ex, ey))) = (self.string_start, self.last_end) {
             // Along the baseline and across it, relative to where the previous glyph ended.
             let along = (x - ex) * dx + (y - ey) * dy;
@@ -522,6 +619,64 @@ mod tests {
         let operations = shown(&[(at(300.), "Total"), (at(72.), "Invoice")]);
         let pages = extract_pages(&save(one_page(operations, dictionary! {})), 10).unwrap();
         assert_eq!(pages, vec!["Total Invoice\n".to_string()]);
+    }
+
+    /// `doc`'s first page given /CropBox `[x0 y0 x1 y1]`.
+    fn crop(doc: &mut lopdf::Document, crop_box: [i64; 4]) {
+        let page_id = *doc.get_pages().values().next().unwrap();
+        let page = doc.get_object_mut(page_id).unwrap().as_dict_mut().unwrap();
+        page.set(
+            "CropBox",
+            crop_box
+                .iter()
+                .map(|&v| Object::Integer(v))
+                .collect::<Vec<_>>(),
+        );
+    }
+
+    /// Text drawn outside the page's crop box is not shown by any reader, nor read here
+    /// (pdfjs-09 in the corpus: three pages cut out of one sheet, each carrying all of it).
+    #[test]
+    fn text_outside_the_crop_box_is_not_read() {
+        let at = |x: f32, y: f32| [1., 0., 0., 1., x, y];
+        let operations = shown(&[
+            (at(72., 720.), "Shown"),
+            (at(400., 720.), "RightOfTheCrop"),
+            (at(72., 300.), "BelowTheCrop"),
+            (at(72., 700.), "Also shown"),
+        ]);
+        let mut doc = one_page(operations, dictionary! {});
+        crop(&mut doc, [0, 400, 306, 792]);
+        let pages = extract_pages(&save(doc), 10).unwrap();
+        assert_eq!(pages, vec!["Shown\nAlso shown\n".to_string()]);
+    }
+
+    /// A font whose /BaseFont is a string (UTF-16 with NULs, as iText 5 wrote pdfjs-09's) made
+    /// pdf-extract panic, and lopdf's fallback read the whole sheet past the crop box; the
+    /// string is taken as the name it stands for.
+    #[test]
+    fn a_font_named_by_a_string_is_read() {
+        let at = |x: f32, y: f32| [1., 0., 0., 1., x, y];
+        let operations = shown(&[(at(72., 720.), "Shown"), (at(400., 720.), "Cropped")]);
+        let mut doc = one_page(operations, dictionary! {});
+        crop(&mut doc, [0, 400, 306, 792]);
+        let name: Vec<u8> = [0xFE, 0xFF]
+            .into_iter()
+            .chain("Helvetica\0".encode_utf16().flat_map(u16::to_be_bytes))
+            .collect();
+        let font_id = doc
+            .objects
+            .iter()
+            .find(|(_, object)| object.as_dict().is_ok_and(|d| d.has(b"BaseFont")))
+            .map(|(&id, _)| id)
+            .unwrap();
+        let font = doc.get_object_mut(font_id).unwrap().as_dict_mut().unwrap();
+        font.set(
+            "BaseFont",
+            Object::String(name, lopdf::StringFormat::Hexadecimal),
+        );
+        let pages = extract_pages(&save(doc), 10).unwrap();
+        assert_eq!(pages, vec!["Shown\n".to_string()]);
     }
 
     /// A content stream whose /Filter is a reference to `[/FlateDecode]` (as SAP writes them;
