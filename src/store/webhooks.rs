@@ -331,16 +331,21 @@ impl Store {
             Engine::Postgres => "FOR UPDATE SKIP LOCKED",
             Engine::Sqlite => "",
         };
+        // As for tasks (`Store::claim_task`): an expired lease and a due delivery are looked up
+        // separately, each through its own partial index, instead of through one `OR`.
+        let first_of_stream = "NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
+             WHERE e.job_id = d.job_id AND e.webhook_url = d.webhook_url \
+               AND e.seq < d.seq AND e.status IN ('PENDING', 'RUNNING'))";
         let sql = self.sql(&format!(
             "UPDATE webhook_deliveries SET status = 'RUNNING', lease_token = $1, lease_expires_at = $2, \
              attempts = attempts + 1, updated_at = $3 \
-             WHERE seq = (SELECT d.seq FROM webhook_deliveries d \
-                 WHERE ((d.status = 'PENDING' AND d.run_after <= $3) \
-                        OR (d.status = 'RUNNING' AND d.lease_expires_at < $3)) \
-                   AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e \
-                        WHERE e.job_id = d.job_id AND e.webhook_url = d.webhook_url \
-                          AND e.seq < d.seq AND e.status IN ('PENDING', 'RUNNING')) \
-                 ORDER BY d.run_after, d.seq LIMIT 1 {lock}) \
+             WHERE seq = COALESCE( \
+                 (SELECT d.seq FROM webhook_deliveries d \
+                  WHERE d.status = 'RUNNING' AND d.lease_expires_at < $3 AND {first_of_stream} \
+                  ORDER BY d.lease_expires_at LIMIT 1 {lock}), \
+                 (SELECT d.seq FROM webhook_deliveries d \
+                  WHERE d.status = 'PENDING' AND d.run_after <= $3 AND {first_of_stream} \
+                  ORDER BY d.run_after, d.seq LIMIT 1 {lock})) \
              RETURNING seq, event_id, event_type, job_snapshot, webhook_url, webhook_headers, \
              webhook_output_format, signing_secret, attempts, created_at"
         ));
