@@ -2,6 +2,7 @@
 //! the file name. Parsing untrusted PDFs happens in a child process ([`sandbox`]) because
 //! some hostile files abort a parser in ways no `catch_unwind` can stop.
 
+mod forms;
 mod guard;
 mod office;
 pub mod pages;

@@ -38,9 +38,11 @@ pub(super) fn extract_pages(bytes: &[u8], max_pages: usize) -> Result<Vec<String
         super::to_unicode::add_missing(&mut doc)
     }));
     let page_numbers: Vec<u32> = doc.get_pages().keys().copied().collect();
-    for page_id in doc.get_pages().into_values().take(max_pages) {
+    let read: Vec<lopdf::ObjectId> = doc.get_pages().into_values().take(max_pages).collect();
+    for &page_id in &read {
         draw_annotation_appearances(&mut doc, page_id);
     }
+    let _ = catch_unwind(AssertUnwindSafe(|| super::forms::place(&mut doc, &read)));
     if page_numbers.is_empty() {
         return Err(DocumentError::InvalidPdf("it has no pages".into()));
     }
@@ -649,6 +651,44 @@ mod tests {
         crop(&mut doc, [0, 400, 306, 792]);
         let pages = extract_pages(&save(doc), 10).unwrap();
         assert_eq!(pages, vec!["Shown\nAlso shown\n".to_string()]);
+    }
+
+    /// pdf-extract draws a form XObject at the form's own coordinates; each use of a form is
+    /// placed where it is drawn, so one drawn inside the crop box is read and one drawn
+    /// outside it is not.
+    #[test]
+    fn a_form_is_read_where_it_is_drawn() {
+        let mut operations = shown(&[([1., 0., 0., 1., 72., 700.], "Page text")]);
+        for y in [500, 100] {
+            operations.extend([
+                Operation::new("q", vec![]),
+                Operation::new(
+                    "cm",
+                    vec![1.into(), 0.into(), 0.into(), 1.into(), 0.into(), y.into()],
+                ),
+                Operation::new("Do", vec![Object::Name(b"Fm1".to_vec())]),
+                Operation::new("Q", vec![]),
+            ]);
+        }
+        let mut doc = one_page(operations, dictionary! {});
+        crop(&mut doc, [0, 400, 612, 792]);
+        let font_id = doc.add_object(dictionary! {
+            "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
+        });
+        let form_id = doc.add_object(Stream::new(
+            dictionary! {
+                "Type" => "XObject", "Subtype" => "Form",
+                "BBox" => vec![0.into(), 0.into(), 612.into(), 40.into()],
+                "Resources" => dictionary! { "Font" => dictionary! { "F1" => font_id } },
+            },
+            b"BT /F1 12 Tf 72 20 Td (Form text) Tj ET".to_vec(),
+        ));
+        let page_id = *doc.get_pages().values().next().unwrap();
+        let page = doc.get_object_mut(page_id).unwrap().as_dict_mut().unwrap();
+        let resources = page.get_mut(b"Resources").unwrap().as_dict_mut().unwrap();
+        resources.set("XObject", dictionary! { "Fm1" => form_id });
+        let pages = extract_pages(&save(doc), 10).unwrap();
+        assert_eq!(pages, vec!["Page text\nForm text\n".to_string()]);
     }
 
     /// A font whose /BaseFont is a string (UTF-16 with NULs, as iText 5 wrote pdfjs-09's) made
