@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
 use tokio::sync::Notify;
 
 pub use configurations::{ConfigurationFilter, ConfigurationRecord};
@@ -163,23 +163,47 @@ impl Store {
 
 async fn open_pool(engine: Engine, url: &str, max_connections: u32) -> StoreResult<AnyPool> {
     let options = AnyConnectOptions::from_str(url)?;
-    let mut pool_options = AnyPoolOptions::new()
+    Ok(pool_options(engine, max_connections)
+        .connect_with(options)
+        .await?)
+}
+
+/// A connection idle at least this long is pinged before use (see [`pool_options`]).
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// The server's pool settings; `classifyd-bench` builds its database ceiling on them too.
+///
+/// sqlx pings every pooled connection before handing it out unless told otherwise: a second
+/// round trip for each statement, a quarter of the database work of a job (BENCHMARKS.md,
+/// pool). Only a connection idle for a while is checked — the kind a database restart or a
+/// dropped TCP session has killed; a failed check discards it and another is taken.
+pub fn pool_options(engine: Engine, max_connections: u32) -> AnyPoolOptions {
+    let pool_options = AnyPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10));
-    if engine == Engine::Sqlite {
-        pool_options = pool_options.after_connect(|conn, _meta| {
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
             Box::pin(async move {
-                // WAL lets readers run beside the writer; the busy timeout covers what the
-                // single writer connection cannot: another process writing the same file.
-                conn.execute("PRAGMA journal_mode = WAL").await?;
-                conn.execute("PRAGMA busy_timeout = 10000").await?;
-                conn.execute("PRAGMA synchronous = NORMAL").await?;
-                conn.execute("PRAGMA foreign_keys = ON").await?;
-                Ok(())
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
             })
         });
+    if engine != Engine::Sqlite {
+        return pool_options;
     }
-    Ok(pool_options.connect_with(options).await?)
+    pool_options.after_connect(|conn, _meta| {
+        Box::pin(async move {
+            // WAL lets readers run beside the writer; the busy timeout covers what the
+            // single writer connection cannot: another process writing the same file.
+            conn.execute("PRAGMA journal_mode = WAL").await?;
+            conn.execute("PRAGMA busy_timeout = 10000").await?;
+            conn.execute("PRAGMA synchronous = NORMAL").await?;
+            conn.execute("PRAGMA foreign_keys = ON").await?;
+            Ok(())
+        })
+    })
 }
 
 /// Microseconds since the Unix epoch: the stored form of every timestamp. Responses carry

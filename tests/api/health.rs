@@ -1,6 +1,6 @@
 use serde_json::Value;
 
-use crate::common::server::{StoreKind, TestApp};
+use crate::common::server::{connect_db, StoreKind, TestApp};
 
 #[tokio::test]
 async fn health_ready_and_unknown_routes_answer_in_json() {
@@ -33,4 +33,44 @@ async fn health_ready_and_unknown_routes_answer_in_json() {
     assert_eq!(wrong_method.status(), 405);
     let body: Value = wrong_method.json().await.unwrap();
     assert_eq!(body["detail"], "Method Not Allowed");
+}
+
+/// Pooled connections are no longer pinged before every use (a round trip per statement):
+/// connections the database terminated must still not surface as failed requests.
+#[tokio::test]
+async fn connections_the_database_terminated_fail_no_request() {
+    let Some(app) = TestApp::spawn(StoreKind::Postgres, &[]).await else {
+        return;
+    };
+    for _ in 0..8 {
+        let files = app
+            .client
+            .get(app.url("/api/v2/classify"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(files.status(), 200);
+    }
+    let database = app.database_url.rsplit('/').next().unwrap().to_string();
+    let mut admin = connect_db(&app.database_url).await;
+    let terminated = sqlx::query(
+        "SELECT COUNT(*) AS n FROM (SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()) AS killed WHERE done",
+    )
+    .bind(&database)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    let terminated: i64 = sqlx::Row::get(&terminated, "n");
+    assert!(terminated > 0, "the server held connections to terminate");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for _ in 0..20 {
+        let files = app
+            .client
+            .get(app.url("/api/v2/classify"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(files.status(), 200, "a dropped connection was handed out");
+    }
 }

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyPool, Executor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,24 +63,17 @@ impl BenchDatabase {
         }
     }
 
-    /// A pool configured like the server's (same size, same SQLite pragmas).
+    /// A pool configured like the server's (`classifyd::store::pool_options`).
     pub async fn pool(&self, max_connections: u32) -> anyhow::Result<AnyPool> {
         let options = AnyConnectOptions::from_str(&self.url)?;
-        let mut pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(30));
-        if self.engine == Engine::Sqlite {
-            pool = pool.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    Ok(())
-                })
-            });
-        }
-        Ok(pool.connect_with(options).await?)
+        let engine = match self.engine {
+            Engine::Sqlite => classifyd::store::Engine::Sqlite,
+            Engine::Postgres => classifyd::store::Engine::Postgres,
+        };
+        Ok(classifyd::store::pool_options(engine, max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?)
     }
 
     /// Drops the PostgreSQL database this benchmark created (the SQLite directory goes with
