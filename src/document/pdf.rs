@@ -1,6 +1,7 @@
 //! PDF text. `pdf-extract` gives the better text (spacing, reading order, ToUnicode); where it
 //! fails or panics on a page, lopdf's own extractor reads that page instead.
 
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use lopdf::Document as PdfDocument;
@@ -419,6 +420,62 @@ struct TextLayout {
     /// as no reader shows them (pdftotext drops them too). Pages cut out of one larger sheet
     /// (pdfjs-09 in the corpus) carry the whole sheet's text.
     visible: Option<(f64, f64, f64, f64)>,
+    /// The run of glyphs since the last separator the layout wrote.
+    run: Option<Run>,
+    /// Each run kept so far on the page: its text, and where it started and at what size.
+    drawn: HashMap<String, Vec<(f64, f64, f64)>>,
+}
+
+/// A run of glyphs laid out together: its text (and the separator before it) starts at byte
+/// `mark` of the page's text; `origin` and `size` are its first glyph's, `direction` its
+/// baseline's.
+struct Run {
+    mark: usize,
+    origin: (f64, f64),
+    size: f64,
+    direction: (f64, f64),
+}
+
+impl TextLayout {
+    /// Ends the current run, dropping it when the same text was already drawn at the same
+    /// place (within a tenth of the font size along the baseline and a fifth across it): fake
+    /// bold and shadowed text draw each word twice, slightly offset (plumber-02 in the
+    /// corpus), and some producers draw a whole block twice (pdfjs-09's footer). pdftotext
+    /// removes such duplicates by the same rule, a word at a time. Runs are compared, not
+    /// glyphs: a single glyph drawn again near itself is as often a real letter where
+    /// pdf-extract's positions are off.
+    fn finish_run(&mut self) {
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        let text = self.text[run.mark..].trim_start().to_string();
+        if text.is_empty() {
+            return;
+        }
+        let (dx, dy) = run.direction;
+        let (x, y) = run.origin;
+        let origins = self.drawn.entry(text).or_default();
+        let duplicate = origins.iter().any(|&(ox, oy, size)| {
+            let along = ((x - ox) * dx + (y - oy) * dy).abs();
+            let across = ((y - oy) * dx - (x - ox) * dy).abs();
+            (size - run.size).abs() < 0.1 * size && along < 0.1 * size && across < 0.2 * size
+        });
+        if duplicate {
+            self.text.truncate(run.mark);
+        } else {
+            origins.push((x, y, run.size));
+        }
+    }
+
+    fn start_run(&mut self, origin: (f64, f64), size: f64, direction: (f64, f64)) {
+        self.finish_run();
+        self.run = Some(Run {
+            mark: self.text.len(),
+            origin,
+            size,
+            direction,
+        });
+    }
 }
 
 impl pdf_extract::OutputDev for TextLayout {
@@ -432,6 +489,7 @@ impl pdf_extract::OutputDev for TextLayout {
     }
 
     fn end_page(&mut self) -> Result<(), pdf_extract::OutputError> {
+        self.finish_run();
         Ok(())
     }
 
@@ -465,10 +523,15 @@ impl pdf_extract::OutputDev for TextLayout {
             let along = (x - ex) * dx + (y - ey) * dy;
             let across = ((y - ey) * dx - (x - ex) * dy).abs();
             if across > size * 1.5 || (along < 0.0 && across > size * 0.5) {
+                self.start_run((x, y), size, (dx, dy));
                 self.text.push('\n');
             } else if along > size * 0.1 || along < -size {
+                self.start_run((x, y), size, (dx, dy));
                 self.text.push(' ');
             }
+        }
+        if self.run.is_none() {
+            self.start_run((x, y), size, (dx, dy));
         }
         self.text.push_str(char);
         self.string_start = false;
@@ -621,6 +684,25 @@ mod tests {
         let operations = shown(&[(at(300.), "Total"), (at(72.), "Invoice")]);
         let pages = extract_pages(&save(one_page(operations, dictionary! {})), 10).unwrap();
         assert_eq!(pages, vec!["Total Invoice\n".to_string()]);
+    }
+
+    /// Fake bold draws a string twice, half a point apart (plumber-02 in the corpus): it is
+    /// read once. The same text drawn elsewhere, a line below or further along the line,
+    /// is read again.
+    #[test]
+    fn text_drawn_again_on_top_of_itself_is_read_once() {
+        let at = |x: f32, y: f32| [1., 0., 0., 1., x, y];
+        let operations = shown(&[
+            (at(72., 700.), "Bold heading"),
+            (at(72.5, 700.), "Bold heading"),
+            (at(72., 680.), "Bold heading"),
+            (at(300., 680.), "Bold heading"),
+        ]);
+        let pages = extract_pages(&save(one_page(operations, dictionary! {})), 10).unwrap();
+        assert_eq!(
+            pages,
+            vec!["Bold heading\nBold heading Bold heading\n".to_string()]
+        );
     }
 
     /// `doc`'s first page given /CropBox `[x0 y0 x1 y1]`.
