@@ -69,6 +69,9 @@ pub(super) fn place(doc: &mut Document, pages: &[ObjectId]) {
         let Some(resources) = page_resources(doc, page_id) else {
             continue;
         };
+        if !draws_forms(doc, &resources) {
+            continue; // Most pages: nothing to place, and their content is not parsed twice.
+        }
         let Ok(content) = doc
             .get_page_content(page_id)
             .and_then(|bytes| Content::decode(&bytes))
@@ -89,6 +92,19 @@ pub(super) fn place(doc: &mut Document, pages: &[ObjectId]) {
             page.set("Resources", resources);
         }
     }
+}
+
+/// Whether `resources` name a form XObject.
+fn draws_forms(doc: &Document, resources: &Dictionary) -> bool {
+    let Some(Object::Dictionary(xobjects)) =
+        resources.get(b"XObject").ok().and_then(|o| resolve(doc, o))
+    else {
+        return false;
+    };
+    xobjects.iter().any(|(_, xobject)| {
+        matches!(resolve(doc, xobject), Some(Object::Stream(stream))
+            if stream.dict.get(b"Subtype").and_then(Object::as_name).ok() == Some(b"Form"))
+    })
 }
 
 /// The page's resources (inherited ones included), copied out of the document.
