@@ -51,18 +51,33 @@ const COLUMNS: &str = "id, project_id, name, file_type, purpose, external_file_i
                        sha256, blob_key, created_at, updated_at";
 
 fn from_row(row: &AnyRow) -> sqlx::Result<FileRecord> {
+    from_prefixed_row(row, "")
+}
+
+/// `COLUMNS` of the table aliased `table`, each named `prefix` + column, for reading with
+/// [`from_prefixed_row`] beside another table's columns.
+pub(super) fn prefixed_columns(table: &str, prefix: &str) -> String {
+    COLUMNS
+        .split(',')
+        .map(|column| format!("{table}.{0} AS {prefix}{0}", column.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) fn from_prefixed_row(row: &AnyRow, prefix: &str) -> sqlx::Result<FileRecord> {
+    let column = |name: &str| format!("{prefix}{name}");
     Ok(FileRecord {
-        id: row.try_get("id")?,
-        project_id: row.try_get("project_id")?,
-        name: row.try_get("name")?,
-        file_type: row.try_get("file_type")?,
-        purpose: row.try_get("purpose")?,
-        external_file_id: row.try_get("external_file_id")?,
-        size_bytes: row.try_get("size_bytes")?,
-        sha256: row.try_get("sha256")?,
-        blob_key: row.try_get("blob_key")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        id: row.try_get(column("id").as_str())?,
+        project_id: row.try_get(column("project_id").as_str())?,
+        name: row.try_get(column("name").as_str())?,
+        file_type: row.try_get(column("file_type").as_str())?,
+        purpose: row.try_get(column("purpose").as_str())?,
+        external_file_id: row.try_get(column("external_file_id").as_str())?,
+        size_bytes: row.try_get(column("size_bytes").as_str())?,
+        sha256: row.try_get(column("sha256").as_str())?,
+        blob_key: row.try_get(column("blob_key").as_str())?,
+        created_at: row.try_get(column("created_at").as_str())?,
+        updated_at: row.try_get(column("updated_at").as_str())?,
     })
 }
 

@@ -38,7 +38,7 @@ pub use pagination::{Cursor, Page, SortKey};
 pub use parse::{PageRanges, ParseOptions, ParsedPage, ParsedText};
 pub use result_cache::CachedResult;
 pub use stats::QueueStats;
-pub use tasks::ClaimedTask;
+pub use tasks::{ClaimedTask, TaskInputs};
 pub use webhooks::{event_type, Delivery, DeliveryOutcome, WebhookConfigRecord, WebhookTarget};
 
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,8 @@
 
 use sqlx::Row;
 
-use super::jobs::{job_from_row, TaskOutcome, JOB_COLUMNS};
+use super::files::{self, FileRecord};
+use super::jobs::{job_from_row, JobRecord, TaskOutcome, JOB_COLUMNS};
 use super::{Engine, Store, StoreResult};
 
 #[derive(Debug, Clone)]
@@ -17,6 +18,16 @@ pub struct ClaimedTask {
     /// The job has this one task and no webhook targets, so on PostgreSQL its outcome is
     /// written in one statement (see [`Store::finish_task`]).
     single_statement_finish: bool,
+    /// The job and file rows as the claim read them (PostgreSQL), so the worker need not.
+    pub inputs: Option<TaskInputs>,
+}
+
+/// What a worker reads before running a task.
+#[derive(Debug, Clone)]
+pub struct TaskInputs {
+    pub job: JobRecord,
+    /// `None` once the file was deleted.
+    pub file: Option<FileRecord>,
 }
 
 impl Store {
@@ -66,13 +77,15 @@ impl Store {
             attempts: row.try_get("attempts")?,
             lease_token: token.to_string(),
             single_statement_finish: false,
+            inputs: None,
         };
         Ok(Some((task, true)))
     }
 
     /// PostgreSQL: claims the task and, when its job has no webhook targets (no event to
-    /// write), marks the job RUNNING in the same statement — one round trip instead of five.
-    /// The flag says whether the job still needs [`Store::mark_job_running`].
+    /// write), marks the job RUNNING in the same statement, which also reads the job and file
+    /// rows — one round trip instead of seven. The flag says whether the job still needs
+    /// [`Store::mark_job_running`].
     async fn claim_and_start(
         &self,
         token: &str,
@@ -85,16 +98,19 @@ impl Store {
                 attempts = attempts + 1, updated_at = $3 WHERE id = {} \
                 RETURNING id, job_id, file_id, attempts), \
              job AS (\
-                SELECT j.id, j.api, EXISTS (SELECT 1 FROM job_webhooks w WHERE w.job_id = j.id) \
-                AS has_webhooks FROM jobs j JOIN claimed ON j.id = claimed.job_id), \
+                SELECT {JOB_COLUMNS}, EXISTS (SELECT 1 FROM job_webhooks w WHERE w.job_id = jobs.id) \
+                AS has_webhooks FROM jobs WHERE id = (SELECT job_id FROM claimed)), \
              started AS (\
                 UPDATE jobs SET status = 'RUNNING', updated_at = $3 FROM job \
                 WHERE jobs.id = job.id AND jobs.status = 'PENDING' AND NOT job.has_webhooks \
                 RETURNING jobs.id) \
-             SELECT claimed.id, claimed.job_id, claimed.file_id, claimed.attempts, job.api, \
-                COALESCE(job.has_webhooks, TRUE) AS has_webhooks \
-             FROM claimed LEFT JOIN job ON job.id = claimed.job_id",
-            runnable_task("FOR UPDATE SKIP LOCKED")
+             SELECT claimed.id AS task_id, claimed.job_id AS task_job_id, \
+                claimed.file_id AS task_file_id, claimed.attempts AS task_attempts, job.*, \
+                COALESCE(job.has_webhooks, TRUE) AS job_has_webhooks, {} \
+             FROM claimed LEFT JOIN job ON job.id = claimed.job_id \
+             LEFT JOIN files f ON f.id = claimed.file_id",
+            runnable_task("FOR UPDATE SKIP LOCKED"),
+            files::prefixed_columns("f", "file_")
         );
         let row = sqlx::query(&sql)
             .bind(token)
@@ -103,16 +119,31 @@ impl Store {
             .fetch_optional(&self.writer)
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let api: Option<String> = row.try_get("api")?;
-        let has_webhooks: bool = row.try_get("has_webhooks")?;
+        let has_webhooks: bool = row.try_get("job_has_webhooks")?;
+        let job_found = row.try_get::<Option<String>, _>("id")?.is_some();
+        let file_found = row.try_get::<Option<String>, _>("file_id")?.is_some();
+        let inputs = match job_found {
+            true => Some(TaskInputs {
+                job: job_from_row(&row)?,
+                file: match file_found {
+                    true => Some(files::from_prefixed_row(&row, "file_")?),
+                    false => None,
+                },
+            }),
+            false => None,
+        };
+        let single_statement_finish = !has_webhooks
+            && inputs
+                .as_ref()
+                .is_some_and(|inputs| matches!(inputs.job.api.as_str(), "v2" | "parse"));
         let task = ClaimedTask {
-            id: row.try_get("id")?,
-            job_id: row.try_get("job_id")?,
-            file_id: row.try_get("file_id")?,
-            attempts: row.try_get("attempts")?,
+            id: row.try_get("task_id")?,
+            job_id: row.try_get("task_job_id")?,
+            file_id: row.try_get("task_file_id")?,
+            attempts: row.try_get("task_attempts")?,
             lease_token: token.to_string(),
-            single_statement_finish: !has_webhooks
-                && matches!(api.as_deref(), Some("v2" | "parse")),
+            single_statement_finish,
+            inputs,
         };
         Ok(Some((task, has_webhooks)))
     }

@@ -151,11 +151,14 @@ impl Worker {
 
     /// Runs the pipeline; `None` means there is nothing to record (the job is gone).
     async fn classify(&self, task: &ClaimedTask) -> Option<TaskOutcome> {
-        // Both rows at once: two round trips in the time of one, on every task.
-        let (job, file) = tokio::join!(
-            self.store.get_job_by_id(&task.job_id),
-            self.store.get_file_by_id(&task.file_id)
-        );
+        let (job, file) = match &task.inputs {
+            Some(inputs) => (Ok(Some(inputs.job.clone())), Ok(inputs.file.clone())),
+            // Both rows at once: two round trips in the time of one.
+            None => tokio::join!(
+                self.store.get_job_by_id(&task.job_id),
+                self.store.get_file_by_id(&task.file_id)
+            ),
+        };
         let job = match job {
             Ok(Some(job)) => job,
             Ok(None) => return None,
