@@ -31,19 +31,9 @@ pub(super) fn extract_pages(bytes: &[u8], max_pages: usize) -> Result<Vec<String
             Err(_) => return Err(DocumentError::Encrypted),
         }
     }
-    resolve_indirect_filters(&mut doc);
-    name_fonts_given_as_strings(&mut doc);
-    // Font programs and tables are untrusted input too: a parser panic there costs the fonts
-    // their text, not the document.
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        super::to_unicode::add_missing(&mut doc)
-    }));
+    // Counted before the passes below, which read every page: a document over the limit is
+    // refused without that work.
     let page_numbers: Vec<u32> = doc.get_pages().keys().copied().collect();
-    let read: Vec<lopdf::ObjectId> = doc.get_pages().into_values().take(max_pages).collect();
-    for &page_id in &read {
-        draw_annotation_appearances(&mut doc, page_id);
-    }
-    let _ = catch_unwind(AssertUnwindSafe(|| super::forms::place(&mut doc, &read)));
     if page_numbers.is_empty() {
         return Err(DocumentError::InvalidPdf("it has no pages".into()));
     }
@@ -53,6 +43,18 @@ pub(super) fn extract_pages(bytes: &[u8], max_pages: usize) -> Result<Vec<String
             limit: max_pages,
         });
     }
+    resolve_indirect_filters(&mut doc);
+    name_fonts_given_as_strings(&mut doc);
+    // Font programs and tables are untrusted input too: a parser panic there costs the fonts
+    // their text, not the document.
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        super::to_unicode::add_missing(&mut doc)
+    }));
+    let pages: Vec<lopdf::ObjectId> = doc.get_pages().into_values().collect();
+    for &page_id in &pages {
+        draw_annotation_appearances(&mut doc, page_id);
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| super::forms::place(&mut doc, &pages)));
     Ok(page_numbers
         .iter()
         .map(|&number| page_text(&doc, number))
@@ -703,6 +705,37 @@ mod tests {
             pages,
             vec!["Bold heading\nBold heading Bold heading\n".to_string()]
         );
+    }
+
+    /// A document with more pages than the limit is refused, saying both numbers.
+    #[test]
+    fn a_document_over_the_page_limit_is_refused() {
+        let mut doc = one_page(
+            shown(&[([1., 0., 0., 1., 72., 700.], "Page")]),
+            dictionary! {},
+        );
+        let page_id = *doc.get_pages().values().next().unwrap();
+        let page = doc.get_object(page_id).unwrap().clone();
+        let pages_id = doc
+            .catalog()
+            .unwrap()
+            .get(b"Pages")
+            .unwrap()
+            .as_reference()
+            .unwrap();
+        let kids: Vec<Object> = std::iter::once(page_id)
+            .chain((0..2).map(|_| doc.add_object(page.clone())))
+            .map(Object::Reference)
+            .collect();
+        let pages = doc.get_object_mut(pages_id).unwrap().as_dict_mut().unwrap();
+        pages.set("Kids", kids);
+        pages.set("Count", 3);
+        let bytes = save(doc);
+        assert_eq!(
+            extract_pages(&bytes, 2).unwrap_err(),
+            DocumentError::TooManyPages { pages: 3, limit: 2 }
+        );
+        assert_eq!(extract_pages(&bytes, 3).unwrap().len(), 3);
     }
 
     /// `doc`'s first page given /CropBox `[x0 y0 x1 y1]`.
