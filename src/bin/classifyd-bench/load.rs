@@ -129,8 +129,8 @@ async fn measure(bin: &Path, args: &LoadArgs, database: &BenchDatabase) -> anyho
     let pool = database.pool(2).await?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
     loop {
-        // Stops at the first active job: a full count every 20 ms was database work the
-        // ceiling run does not have.
+        // Stops at the first active job, and only every 100 ms: this poll is database work the
+        // ceiling run does not have, and the figures come from the rows' own timestamps.
         let active =
             sqlx::query("SELECT id FROM jobs WHERE status IN ('PENDING', 'RUNNING') LIMIT 1")
                 .fetch_optional(&pool)
@@ -141,7 +141,7 @@ async fn measure(bin: &Path, args: &LoadArgs, database: &BenchDatabase) -> anyho
         if Instant::now() > deadline {
             bail!("jobs still active after {} s", args.timeout_seconds);
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let rows = sqlx::query("SELECT status, error_message, created_at, updated_at FROM jobs")
         .fetch_all(&pool)
