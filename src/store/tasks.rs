@@ -386,13 +386,15 @@ impl<'a> OutcomeColumns<'a> {
 /// The id of the task to claim next: two single-index lookups, an expired lease first (older
 /// work). One `WHERE pending OR expired` made the planner read and sort every runnable task,
 /// so each claim's cost grew with the queue (BENCHMARKS.md, claim); COALESCE runs the second
-/// lookup only when the first finds nothing. `lock` is PostgreSQL's row lock, empty on SQLite.
+/// lookup only when the first finds nothing. Ordered by exactly the pending index's key: with a
+/// second sort key PostgreSQL sorted at least 32 index entries (and visited their rows, many
+/// of them already claimed) to return one. `lock` is PostgreSQL's row lock, empty on SQLite.
 fn runnable_task(lock: &str) -> String {
     format!(
         "COALESCE(\
             (SELECT id FROM tasks WHERE status = 'RUNNING' AND lease_expires_at < $3 \
              ORDER BY lease_expires_at LIMIT 1 {lock}), \
             (SELECT id FROM tasks WHERE status = 'PENDING' AND run_after <= $3 \
-             ORDER BY run_after, created_at LIMIT 1 {lock}))"
+             ORDER BY run_after LIMIT 1 {lock}))"
     )
 }

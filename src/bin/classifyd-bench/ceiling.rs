@@ -105,7 +105,7 @@ impl Statements {
                 "UPDATE tasks SET status = 'RUNNING', lease_token = $1, lease_expires_at = $2, \
                  attempts = attempts + 1, updated_at = $3 \
                  WHERE id = (SELECT id FROM tasks WHERE status = 'PENDING' AND run_after <= $3 \
-                             ORDER BY run_after, created_at LIMIT 1 {lock}) \
+                             ORDER BY run_after LIMIT 1 {lock}) \
                  RETURNING id, job_id"
             )),
             complete_task: sql(
