@@ -174,9 +174,10 @@ const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 /// The server's pool settings; `classifyd-bench` builds its database ceiling on them too.
 ///
 /// sqlx pings every pooled connection before handing it out unless told otherwise: a second
-/// round trip for each statement, a quarter of the database work of a job (BENCHMARKS.md,
-/// pool). Only a connection idle for a while is checked — the kind a database restart or a
-/// dropped TCP session has killed; a failed check discards it and another is taken.
+/// round trip for each statement (BENCHMARKS.md, worker path). Only a connection idle for a
+/// second is checked — the kind a database restart or a dropped TCP session has killed; a
+/// failed check discards it and another is taken. As with HikariCP's half-second bypass, a
+/// connection killed less than a second after its last use fails one statement.
 pub fn pool_options(engine: Engine, max_connections: u32) -> AnyPoolOptions {
     let pool_options = AnyPoolOptions::new()
         .max_connections(max_connections)
