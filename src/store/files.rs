@@ -1,3 +1,5 @@
+use std::borrow::Cow;
+
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -65,19 +67,25 @@ pub(super) fn prefixed_columns(table: &str, prefix: &str) -> String {
 }
 
 pub(super) fn from_prefixed_row(row: &AnyRow, prefix: &str) -> sqlx::Result<FileRecord> {
-    let column = |name: &str| format!("{prefix}{name}");
+    // Every file read comes through here: the plain names are not copied.
+    let column = |name: &'static str| -> Cow<'static, str> {
+        match prefix {
+            "" => Cow::Borrowed(name),
+            _ => Cow::Owned(format!("{prefix}{name}")),
+        }
+    };
     Ok(FileRecord {
-        id: row.try_get(column("id").as_str())?,
-        project_id: row.try_get(column("project_id").as_str())?,
-        name: row.try_get(column("name").as_str())?,
-        file_type: row.try_get(column("file_type").as_str())?,
-        purpose: row.try_get(column("purpose").as_str())?,
-        external_file_id: row.try_get(column("external_file_id").as_str())?,
-        size_bytes: row.try_get(column("size_bytes").as_str())?,
-        sha256: row.try_get(column("sha256").as_str())?,
-        blob_key: row.try_get(column("blob_key").as_str())?,
-        created_at: row.try_get(column("created_at").as_str())?,
-        updated_at: row.try_get(column("updated_at").as_str())?,
+        id: row.try_get(&*column("id"))?,
+        project_id: row.try_get(&*column("project_id"))?,
+        name: row.try_get(&*column("name"))?,
+        file_type: row.try_get(&*column("file_type"))?,
+        purpose: row.try_get(&*column("purpose"))?,
+        external_file_id: row.try_get(&*column("external_file_id"))?,
+        size_bytes: row.try_get(&*column("size_bytes"))?,
+        sha256: row.try_get(&*column("sha256"))?,
+        blob_key: row.try_get(&*column("blob_key"))?,
+        created_at: row.try_get(&*column("created_at"))?,
+        updated_at: row.try_get(&*column("updated_at"))?,
     })
 }
 

@@ -2,6 +2,7 @@
 //! committed statement, renewed while it runs, and finished by a write fenced on the token, so a
 //! worker whose lease was taken over can never overwrite the newer attempt.
 
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::files::{self, FileRecord};
@@ -60,7 +61,8 @@ impl Store {
         let sql = self.sql(&format!(
             "UPDATE tasks SET status = 'RUNNING', lease_token = $1, lease_expires_at = $2, \
              attempts = attempts + 1, updated_at = $3 WHERE id = {} \
-             RETURNING id, job_id, file_id, attempts",
+             RETURNING id AS task_id, job_id AS task_job_id, file_id AS task_file_id, \
+             attempts AS task_attempts",
             runnable_task("")
         ));
         let row = sqlx::query(&sql)
@@ -70,16 +72,7 @@ impl Store {
             .fetch_optional(&self.writer)
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let task = ClaimedTask {
-            id: row.try_get("id")?,
-            job_id: row.try_get("job_id")?,
-            file_id: row.try_get("file_id")?,
-            attempts: row.try_get("attempts")?,
-            lease_token: token.to_string(),
-            single_statement_finish: false,
-            inputs: None,
-        };
-        Ok(Some((task, true)))
+        Ok(Some((claimed_task(&row, token, false, None)?, true)))
     }
 
     /// PostgreSQL: claims the task and, when its job has no webhook targets (no event to
@@ -136,15 +129,7 @@ impl Store {
             && inputs
                 .as_ref()
                 .is_some_and(|inputs| matches!(inputs.job.api.as_str(), "v2" | "parse"));
-        let task = ClaimedTask {
-            id: row.try_get("task_id")?,
-            job_id: row.try_get("task_job_id")?,
-            file_id: row.try_get("task_file_id")?,
-            attempts: row.try_get("task_attempts")?,
-            lease_token: token.to_string(),
-            single_statement_finish,
-            inputs,
-        };
+        let task = claimed_task(&row, token, single_statement_finish, inputs)?;
         Ok(Some((task, has_webhooks)))
     }
 
@@ -344,6 +329,24 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The task a claim returned, its columns named `task_*` by both claims.
+fn claimed_task(
+    row: &AnyRow,
+    token: &str,
+    single_statement_finish: bool,
+    inputs: Option<TaskInputs>,
+) -> sqlx::Result<ClaimedTask> {
+    Ok(ClaimedTask {
+        id: row.try_get("task_id")?,
+        job_id: row.try_get("task_job_id")?,
+        file_id: row.try_get("task_file_id")?,
+        attempts: row.try_get("task_attempts")?,
+        lease_token: token.to_string(),
+        single_statement_finish,
+        inputs,
+    })
 }
 
 /// A task outcome as the columns of `tasks` and `jobs` that record it.
